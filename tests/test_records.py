@@ -1,0 +1,52 @@
+"""The record is the truth: round-trips, torn lines, and a writer that flushes on its own."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from harness.records import Record, RecordWriter, read_records
+
+
+def make_record(i: int = 0, **kw) -> Record:
+    base = dict(
+        request_id=f"r{i}", worker="h:1", api="generate_stream", step=0, users=1,
+        wall_start=1000.0 + i, t_send=10.0 + i, t_end=12.0 + i, token_us=(500_000, 520_000, 540_000),
+        input_tokens=550, server_input_tokens=550, output_tokens=3, server_output_tokens=3,
+        max_new_tokens=3, finish_reason="length", status=200, error_type=None,
+    )
+    base.update(kw)
+    return Record(**base)
+
+
+def test_round_trip_and_derived_fields(tmp_path):
+    rec = make_record()
+    assert rec.ok and rec.ttft_s == 0.5 and rec.e2e_s == 2.0 and rec.wall_end == 1002.0
+    back = Record.from_dict(json.loads(rec.to_json()))
+    assert back == rec
+
+
+def test_failed_record_keeps_error(tmp_path):
+    rec = make_record(error_type="generation", error="boom", token_us=())
+    assert not rec.ok and rec.ttft_s is None
+    assert Record.from_dict(json.loads(rec.to_json())).error == "boom"
+
+
+def test_reader_skips_torn_last_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(make_record(1).to_json() + "\n" + make_record(2).to_json()[:40])
+    assert [r.request_id for r in read_records(path)] == ["r1"]
+
+
+def test_writer_flushes_periodically_and_on_close(tmp_path):
+    path = tmp_path / "sub" / "records.jsonl"
+    writer = RecordWriter(path, interval=0.05).start()
+    writer.append(make_record(1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not path.read_text():
+        time.sleep(0.02)
+    assert [r.request_id for r in read_records(path)] == ["r1"]
+    writer.extend([make_record(2), make_record(3)])
+    writer.close()
+    assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
+    assert writer.written == 3
