@@ -1,0 +1,113 @@
+"""Fault injection, per request (headers) or for a share of all requests (flags).
+
+Header grammar (case-insensitive keys, `;`-separated `key=value`, whitespace ignored):
+
+  X-Emulator-Fault: error=<type>[;after=<k>]   error instead of token k+1 (default k=0).
+                       <type>: generation | incomplete_generation | overloaded | validation.
+                       overloaded/validation are answered at once (no tokens, as TGI would);
+                       generation/incomplete_generation at the time token k+1 would be sent.
+                       Stream: HTTP 200 + `data:{"error":..,"error_type":..}`; non-stream: 424/500/429/422.
+  X-Emulator-Fault: disconnect=<k>             close the TCP connection after k tokens (no final chunk).
+  X-Emulator-Fault: stall_ms=<ms>[;after=<k>]  after k tokens (default 1) hold the stream for <ms>.
+  X-Emulator-Fault: malformed=<k>              the k-th token event carries truncated JSON.
+  Several may be combined: `stall_ms=500;after=2;malformed=5`.
+
+  X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   this request runs on its own exact clock (first token
+                       ttft_ms after arrival, then one every itl_ms), whatever the profile.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+ERROR_TYPES = ("generation", "incomplete_generation", "overloaded", "validation")
+
+
+@dataclass(frozen=True)
+class Fault:
+    error: str | None = None
+    after: int | None = None
+    disconnect: int | None = None
+    stall_ms: float = 0.0
+    malformed: int | None = None
+
+    @property
+    def error_after(self) -> int:
+        return self.after or 0
+
+    @property
+    def stall_after(self) -> int:
+        return 1 if self.after is None else self.after
+
+    @property
+    def immediate_error(self) -> bool:
+        return self.error in ("overloaded", "validation")
+
+
+def _pairs(spec: str) -> dict[str, str]:
+    out = {}
+    for part in spec.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected key=value, got {part!r}")
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse the X-Emulator-Fault grammar; raises ValueError with a readable message."""
+    kv = _pairs(spec)
+    known = {"error", "after", "disconnect", "stall_ms", "malformed"}
+    unknown = set(kv) - known
+    if unknown:
+        raise ValueError(f"unknown fault keys {sorted(unknown)}; known: {sorted(known)}")
+    error = kv.get("error")
+    if error is not None and error not in ERROR_TYPES:
+        raise ValueError(f"error must be one of {ERROR_TYPES}, got {error!r}")
+    try:
+        return Fault(
+            error=error,
+            after=int(kv["after"]) if "after" in kv else None,
+            disconnect=int(kv["disconnect"]) if "disconnect" in kv else None,
+            stall_ms=float(kv.get("stall_ms", 0)),
+            malformed=int(kv["malformed"]) if "malformed" in kv else None,
+        )
+    except ValueError as exc:
+        raise ValueError(f"bad fault value in {spec!r}: {exc}") from None
+
+
+def parse_timing(spec: str) -> tuple[float, float]:
+    """Parse X-Emulator-Timing → (ttft_s, itl_s)."""
+    kv = _pairs(spec)
+    unknown = set(kv) - {"ttft_ms", "itl_ms"}
+    if unknown:
+        raise ValueError(f"unknown timing keys {sorted(unknown)}; known: ['itl_ms', 'ttft_ms']")
+    try:
+        ttft, itl = float(kv.get("ttft_ms", 0)), float(kv.get("itl_ms", 0))
+    except ValueError as exc:
+        raise ValueError(f"bad timing value in {spec!r}: {exc}") from None
+    if ttft < 0 or itl < 0:
+        raise ValueError("ttft_ms and itl_ms must be >= 0")
+    return ttft / 1000.0, itl / 1000.0
+
+
+@dataclass(frozen=True)
+class FaultPolicy:
+    """Server-wide faults from flags: `fault` applied to a share `fault_rate` of requests, plus
+    `error_rate` generation-type errors at a random token position."""
+
+    fault: Fault | None = None
+    fault_rate: float = 1.0
+    error_rate: float = 0.0
+    error_type: str = "generation"
+
+    def draw(self, rng: random.Random, n_tokens: int) -> Fault | None:
+        if self.error_rate > 0 and rng.random() < self.error_rate:
+            return Fault(error=self.error_type, after=rng.randrange(max(1, n_tokens)))
+        if self.fault is not None and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
+            return self.fault
+        return None

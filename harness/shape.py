@@ -1,0 +1,147 @@
+"""The sweep's load shape as a pure state machine: (elapsed, completed requests) → what to run now.
+
+No Locust and no clock here: `SweepPlan.tick` is fed the elapsed seconds and the running count of
+successfully completed requests, so tests drive it with made-up numbers. The Locust adapter
+(`harness.sweep.SweepShape`) polls it about once a second and calls `runstate.set_step` with the
+returned tag, which every record sent afterwards carries.
+
+Each step goes ramp → warmup → measure:
+- ramp: users are being started (|Δusers| / spawn_rate seconds); requests sent now are tagged
+  "ramp" and excluded from the step's statistics.
+- warmup: the new load settles (queues fill, batches form); excluded too.
+- measure: the window. Latency statistics use the requests *sent* in it; throughput uses the
+  requests *completed* in it (see harness.metrics).
+Warm-up and window end by `PhaseRule` (seconds and/or completed requests, with a cap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.scenario import PhaseRule, StepSpec
+
+PHASES = ("ramp", "warmup", "measure")
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    step: int
+    steps: int
+    users: int
+    spawn_rate: float
+    phase: str  # "ramp" | "warmup" | "measure"
+
+
+@dataclass(slots=True)
+class Span:
+    """One phase as it actually ran, on the plan's clock (seconds since the sweep started)."""
+
+    step: int
+    users: int
+    phase: str
+    start: float
+    end: float | None = None
+    completed: int = 0  # successful requests completed during the phase
+
+
+class SweepPlan:
+    """Steps of (users, warm-up rule, window rule) walked through as time and completions advance."""
+
+    def __init__(self, steps: Sequence[StepSpec], spawn_rate: float) -> None:
+        if not steps:
+            raise ValueError("a sweep needs at least one step")
+        if spawn_rate <= 0:
+            raise ValueError("spawn_rate must be > 0")
+        self.steps = list(steps)
+        self.spawn_rate = spawn_rate
+        self.spans: list[Span] = []
+        self._index = -1
+        self._phase = ""
+        self._start = 0.0
+        self._done_at_start = 0
+        self.finished = False
+
+    # --- the state machine ---------------------------------------------------------------
+
+    def ramp_s(self, index: int) -> float:
+        prev = self.steps[index - 1].users if index > 0 else 0
+        return abs(self.steps[index].users - prev) / self.spawn_rate
+
+    def _enter(self, index: int, phase: str, now: float, completed: int) -> None:
+        if self.spans and self.spans[-1].end is None:
+            self.spans[-1].end = now
+            self.spans[-1].completed = completed - self._done_at_start
+        self._index, self._phase, self._start, self._done_at_start = index, phase, now, completed
+        self.spans.append(Span(step=index, users=self.steps[index].users, phase=phase, start=now))
+
+    def _phase_over(self, now: float, completed: int) -> bool:
+        elapsed = now - self._start
+        if self._phase == "ramp":
+            return elapsed >= self.ramp_s(self._index)
+        spec = self.steps[self._index]
+        rule = spec.warmup if self._phase == "warmup" else spec.measure
+        return rule.done(elapsed, completed - self._done_at_start)
+
+    def tick(self, now: float, completed: int) -> Tick | None:
+        """Advance to whatever phase applies at `now`; None once the last window closed."""
+        if self.finished:
+            return None
+        if self._index < 0:
+            self._enter(0, "ramp", now, completed)
+        # Loop so zero-length phases (no ramp, no warm-up) are passed within one tick.
+        while self._phase_over(now, completed):
+            if self._phase == "ramp":
+                self._enter(self._index, "warmup", now, completed)
+            elif self._phase == "warmup":
+                self._enter(self._index, "measure", now, completed)
+            elif self._index + 1 < len(self.steps):
+                self._enter(self._index + 1, "ramp", now, completed)
+            else:
+                self.spans[-1].end = now
+                self.spans[-1].completed = completed - self._done_at_start
+                self.finished = True
+                return None
+        return self.current()
+
+    def current(self) -> Tick | None:
+        if self._index < 0 or self.finished:
+            return None
+        spec = self.steps[self._index]
+        return Tick(self._index, len(self.steps), spec.users, self.spawn_rate, self._phase)
+
+    # --- for the progress line -------------------------------------------------------------
+
+    def time_left(self, now: float) -> tuple[float, float]:
+        """(at least, at most) seconds left, from the rules' minimum and maximum durations."""
+        if self.finished:
+            return 0.0, 0.0
+        if self._index < 0:
+            lo = hi = 0.0
+            start_index, start_phase = 0, 0
+        else:
+            elapsed = now - self._start
+            lo, hi = self._bounds(self._index, self._phase)
+            lo, hi = max(lo - elapsed, 0.0), max(hi - elapsed, 0.0)
+            start_index, start_phase = self._index, PHASES.index(self._phase) + 1
+        for i in range(start_index, len(self.steps)):
+            for phase in PHASES[start_phase:]:
+                a, b = self._bounds(i, phase)
+                lo, hi = lo + a, hi + b
+            start_phase = 0
+        return lo, hi
+
+    def _bounds(self, index: int, phase: str) -> tuple[float, float]:
+        if phase == "ramp":
+            r = self.ramp_s(index)
+            return r, r
+        rule: PhaseRule = getattr(self.steps[index], phase)
+        return rule.min_s, rule.max_s
+
+
+def fixed_plan(users: int, spawn_rate: float, warmup_s: float = 0.0) -> SweepPlan:
+    """One step that measures until stopped by hand (the web UI's "fixed users" shape)."""
+    rule = PhaseRule(min_s=math.inf, max_s=math.inf, min_requests=0)
+    warm = PhaseRule(min_s=warmup_s, max_s=warmup_s, min_requests=0)
+    return SweepPlan([StepSpec(users=users, warmup=warm, measure=rule)], spawn_rate)

@@ -1,0 +1,373 @@
+"""harness.httpstream against a raw-socket server that writes exactly the bytes a test scripts."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.httpstream import ConnectError, Connection, ReadTimeout, Truncated
+
+Handler = Callable[[socket.socket, int, bytes, bytes], bool]
+
+
+class ScriptServer:
+    """A tiny HTTP/1.1 server on port 0: `handler(sock, n, head, body)` writes the response bytes
+    itself and returns whether to keep the connection open (n counts requests per connection)."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.connections = 0
+        self.requests: list[tuple[bytes, bytes]] = []
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            t.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.tls:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            buf = b""
+            n = 0
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                while len(buf) < length:
+                    buf += sock.recv(65536)
+                body, buf = buf[:length], buf[length:]
+                self.requests.append((head, body))
+                if not self.handler(sock, n, head, body):
+                    return
+                n += 1
+        except OSError:
+            pass
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed = True
+        self.lsock.close()
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def send_slowly(sock: socket.socket, data: bytes, size: int, delay: float = 0.0) -> None:
+    for i in range(0, len(data), size):
+        sock.sendall(data[i : i + size])
+        if delay:
+            time.sleep(delay)
+
+
+@pytest.fixture
+def serve():
+    servers: list[ScriptServer] = []
+
+    def make(handler: Handler, tls: ssl.SSLContext | None = None) -> ScriptServer:
+        s = ScriptServer(handler, tls)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_content_length_and_keep_alive(serve):
+    def handler(sock, n, head, body):
+        payload = b'{"n":%d,"echo":%d}' % (n, len(body))
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(payload), payload))
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        for i in range(3):
+            resp = conn.request("POST", "/x", b"hello")
+            assert resp.status == 200
+            assert resp.read_all() == b'{"n":%d,"echo":5}' % i
+            assert resp.complete
+    assert conn.connects == 1 and srv.connections == 1
+    assert srv.requests[0][0].startswith(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_chunked_lines_survive_any_split(serve, size):
+    events = [b'data:{"i":%d}\n\n' % i for i in range(20)] + [b":\n\n", b"data: [DONE]\r\n\r\n"]
+    wire = b"".join(chunk(e) for e in events) + b"0\r\n\r\n"
+
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD)
+        send_slowly(sock, wire, size)
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        for _ in range(2):  # and the connection is reusable after a chunked body
+            resp = conn.request("POST", "/generate_stream", b"{}")
+            lines = [line for line, _ in resp.iter_lines()]
+            assert [ln for ln in lines if ln] == [b'data:{"i":%d}' % i for i in range(20)] + [
+                b":",
+                b"data: [DONE]",
+            ]
+            assert resp.complete
+    assert conn.connects == 1
+
+
+def test_line_stamped_by_the_recv_that_completed_it(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD + chunk(b'data:{"a":1}\n\n'))
+        time.sleep(0.1)
+        sock.sendall(chunk(b'data:{"b"'))  # half a line ...
+        time.sleep(0.1)
+        sock.sendall(chunk(b":2}\n\n") + b"0\r\n\r\n")  # ... completed 100 ms later
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        resp = conn.request("POST", "/", b"")
+        stamps = {line: t for line, t in resp.iter_lines() if line}
+    ta, tb = stamps[b'data:{"a":1}'], stamps[b'data:{"b":2}']
+    # Never assert speed: only that the stamp follows the completing recv, not the first half.
+    assert tb - ta >= 0.19
+
+
+def test_crlf_lines_and_final_line_without_newline(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\na\r\nbb\r\n\r\nlast!")
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        lines = [line for line, _ in conn.request("GET", "/").iter_lines()]
+    assert lines == [b"a", b"bb", b"", b"last!"]
+
+
+def test_truncated_chunked_body(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD + chunk(b"data:{}\n\n") + b"20\r\nda")
+        return False
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        resp = conn.request("POST", "/", b"")
+        got = []
+        with pytest.raises(Truncated):
+            for line, _ in resp.iter_lines():
+                got.append(line)
+        assert got == [b"data:{}", b""]
+        assert not resp.complete and conn.sock is None
+
+
+def test_read_timeout_is_the_request_deadline(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD)
+        for _ in range(20):  # keep-alive comments must not extend the deadline
+            sock.sendall(chunk(b":\n\n"))
+            time.sleep(0.05)
+        return False
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=0.3) as conn:
+        t0 = time.perf_counter()
+        resp = conn.request("POST", "/", b"")
+        with pytest.raises(ReadTimeout):
+            for _ in resp.iter_lines():
+                pass
+        assert time.perf_counter() - t0 < 0.9
+
+
+def test_no_response_head_times_out(serve):
+    srv = serve(lambda sock, n, head, body: time.sleep(1.0) or False)
+    with Connection(srv.url, timeout=0.2) as conn, pytest.raises(ReadTimeout):
+        conn.request("POST", "/", b"")
+
+
+def test_connection_refused():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with Connection(f"http://127.0.0.1:{port}", timeout=2) as conn, pytest.raises(ConnectError):
+        conn.request("POST", "/", b"")
+
+
+def test_stale_keep_alive_is_retried_once(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return False  # server closes the idle connection without saying so
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        assert conn.request("GET", "/").read_all() == b"ok"
+        time.sleep(0.05)
+        assert conn.request("GET", "/").read_all() == b"ok"
+    assert srv.connections == 2
+
+
+def test_connection_close_and_read_until_close(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(b'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n{"error":"x"}')
+        return False
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        resp = conn.request("GET", "/health")
+        assert resp.status == 503 and not resp.keep_alive
+        assert resp.read_all() == b'{"error":"x"}'
+        assert conn.sock is None
+
+
+def test_path_prefix_in_base_url(serve):
+    srv = serve(lambda sock, n, head, body: sock.sendall(b"HTTP/1.1 204 No Content\r\n\r\n") or True)
+    with Connection(srv.url + "/tgi/", timeout=5) as conn:
+        assert conn.request("GET", "/info").read_all() == b""
+    assert srv.requests[0][0].startswith(b"GET /tgi/info HTTP/1.1")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI for a test certificate")
+def test_https(serve, tmp_path: Path):
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+         "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD + chunk(b"data:{}\n\n") + b"0\r\n\r\n")
+        return True
+
+    srv = serve(handler, tls=ctx)
+    with Connection(srv.url, timeout=5, verify=False) as conn:
+        for _ in range(2):
+            assert [ln for ln, _ in conn.request("POST", "/", b"{}").iter_lines()] == [b"data:{}", b""]
+    assert conn.connects == 1
+
+
+# -- the ~1 KB clumping case ---------------------------------------------------------------------
+TOKEN_EVENT = (
+    b'data:{"index":%d,"token":{"id":42,"text":"ab","logprob":-0.5,"special":false},"generated_text":null}\n\n'
+)
+
+
+def small_tokens_every(itl: float, n: int) -> Handler:
+    def handler(sock, k, head, body):
+        sock.sendall(CHUNKED_HEAD)
+        for i in range(1, n + 1):
+            time.sleep(itl)
+            sock.sendall(chunk(TOKEN_EVENT % i))
+        sock.sendall(b"0\r\n\r\n")
+        return True
+
+    return handler
+
+
+def stamps_line_reader(url: str, body: bytes = b"{}", headers: dict[str, str] | None = None) -> list[float]:
+    """Our reader: stamp of each data line relative to t_send."""
+    with Connection(url, timeout=10) as conn:
+        resp = conn.request("POST", "/generate_stream", body, headers)
+        return [t - resp.t_send for line, t in resp.iter_lines() if line.startswith(b"data:")]
+
+
+def stamps_1k_reader(url: str, body: bytes = b"{}", headers: dict[str, str] | None = None) -> list[float]:
+    """What FastHttpUser's iter_content(1024)/iter_lines does: geventhttpclient's read(1024)."""
+    from geventhttpclient import HTTPClient
+
+    client = HTTPClient.from_url(url, network_timeout=10, connection_timeout=10)
+    try:
+        t_send = time.perf_counter()
+        resp = client.post("/generate_stream", body=body, headers=headers or {})
+        buf, stamps = b"", []
+        while True:
+            data = resp.read(1024)
+            t = time.perf_counter()
+            if not data:
+                return stamps
+            lines = (buf + data).split(b"\n")
+            buf = lines.pop()
+            stamps += [t - t_send for line in lines if line.startswith(b"data:")]
+    finally:
+        client.close()
+
+
+def gaps_ms(stamps: list[float]) -> list[float]:
+    return [(b - a) * 1000 for a, b in zip(stamps, stamps[1:], strict=False)]
+
+
+def assert_unclumped(stamps: list[float], itl_ms: float, n: int) -> None:
+    """Each token seen on its own: no back-to-back arrivals, the median gap is the server's."""
+    gaps = sorted(gaps_ms(stamps))
+    assert len(stamps) == n
+    assert gaps[len(gaps) // 2] == pytest.approx(itl_ms, abs=5)
+    assert sum(g < itl_ms / 4 for g in gaps) <= 2, gaps
+
+
+@pytest.mark.parametrize("reader", ["line", "iter_content_1k"])
+def test_small_tokens_20ms_apart_are_not_clumped(serve, reader):
+    """Tokens of ~110 bytes every 20 ms: a 1 KB-buffering reader sees ~9 at once, ours sees each."""
+    n, itl = 30, 0.02
+    srv = serve(small_tokens_every(itl, n))
+    if reader == "line":
+        assert_unclumped(stamps_line_reader(srv.url), itl * 1000, n)
+    else:
+        stamps = stamps_1k_reader(srv.url)
+        with pytest.raises(AssertionError):  # the same check fails for iter_content-style reading
+            assert_unclumped(stamps, itl * 1000, n)
+        assert sum(g < 2 for g in gaps_ms(stamps)) > n / 2  # most tokens arrive "at once"
+
+
+def test_unread_body_does_not_leak_into_the_next_response(serve):
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD + chunk(b"data:{\"n\":%d}\n\n" % n) + b"0\r\n\r\n")
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5) as conn:
+        conn.request("POST", "/", b"")  # body never read
+        lines = [ln for ln, _ in conn.request("POST", "/", b"").iter_lines() if ln]
+    assert lines == [b'data:{"n":0}']  # a fresh connection, not the first body's bytes
+    assert srv.connections == 2

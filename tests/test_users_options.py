@@ -1,0 +1,37 @@
+"""Options: one definition for Locust's parser (env vars, web UI) and plain argparse (the sweep)."""
+
+from __future__ import annotations
+
+import argparse
+
+import configargparse
+import pytest
+
+from harness.options import HarnessOptions, add_arguments
+
+
+def test_plain_argparse_defaults_and_values():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    opts = HarnessOptions.from_namespace(parser.parse_args([]))
+    assert opts == HarnessOptions()
+    ns = parser.parse_args(["--api", "chat", "--input-tokens-stddev", "0", "--ignore-eos", "--model", "m"])
+    opts = HarnessOptions.from_namespace(ns)
+    assert (opts.api, opts.input_tokens_stddev, opts.ignore_eos, opts.model) == ("chat", 0, True, "m")
+    assert opts.prompt_spec().input_stddev == 0 and opts.prompt_spec().size == 1000
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--api", "nope"])
+
+
+def test_env_vars_with_configargparse(monkeypatch):
+    parser = configargparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("LOCUST_OUTPUT_TOKENS_MEAN", "64")
+    monkeypatch.setenv("LOCUST_RECORDS_DIR", "/tmp/x")
+    opts = HarnessOptions.from_namespace(parser.parse_args([]))
+    assert (opts.output_tokens_mean, opts.records_dir) == (64, "/tmp/x")
+
+
+def test_missing_namespace_means_defaults():
+    assert HarnessOptions.from_namespace(None) == HarnessOptions()
+    assert HarnessOptions.from_namespace(argparse.Namespace(seed=3)).seed == 3
