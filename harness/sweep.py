@@ -16,6 +16,7 @@ import locust  # noqa: I001 - first: gevent monkey-patches sockets before anythi
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shlex
@@ -137,8 +138,6 @@ class PlanShape(LoadTestShape):
 class SweepShape(PlanShape):
     """The scenario's step sweep; in a locustfile the scenario comes from $HARNESS_SCENARIO."""
 
-    abstract = False
-
     def __init__(self, scenario: Scenario | None = None) -> None:
         super().__init__()
         self.scenario = scenario
@@ -154,7 +153,6 @@ class FixedUsersShape(PlanShape):
     """Constant users (the web UI's user count, default 8) until stopped; one step, all measured
     after a 10 s warm-up."""
 
-    abstract = False
     use_common_options = True
 
     def make_plan(self) -> SweepPlan:
@@ -195,7 +193,7 @@ def locust_args(sc: Scenario, url: str, records_dir: Path) -> list[str]:
             "--input-tokens-mean", str(t.input_mean), "--input-tokens-stddev", str(t.input_stddev),
             "--output-tokens-mean", str(t.output_mean), "--output-tokens-stddev", str(t.output_stddev),
             "--timeout", str(sc.timeout_s), "--records-dir", str(records_dir), "--seed", str(sc.seed),
-            "--stop-timeout", str(sc.timeout_s), "--loglevel", "WARNING"]
+            "--stop-timeout", str(math.ceil(sc.timeout_s)), "--loglevel", "WARNING"]
 
 
 def run_locust(sc: Scenario, url: str, run_dir: Path, quiet: bool = False,
