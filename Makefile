@@ -13,7 +13,7 @@ PROFILE ?= inf2-xlarge-llama3-8b
 PORT ?= 8080
 ARGS ?=
 
-.PHONY: venv test test-fast bench ui perf emulate lint clean
+.PHONY: venv test test-fast bench ui perf emulate images lint clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,9 @@ perf: venv
 
 emulate: venv
 	$(PY) -m harness emulate --profile $(PROFILE) --port $(PORT) $(ARGS)
+
+images: venv
+	bash docker/build-images.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

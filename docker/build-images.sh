@@ -100,6 +100,8 @@ build_emulator() {
     log "$EMULATOR_IMAGE is up to date ($inputs)"
     return
   fi
+  local old
+  old="$(docker image inspect --format '{{.Id}}' "$EMULATOR_IMAGE" 2>/dev/null || true)"
   stage="$CACHE_DIR/emulator-context"
   rm -rf "$stage" && mkdir -p "$stage"
   build_wheelhouse "$stage/wheels"
@@ -109,6 +111,8 @@ build_emulator() {
   DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "tgi-loadtest.inputs=$inputs" \
     -t "$EMULATOR_IMAGE" -t tgi-loadtest/emulator:latest "$stage" > "$CACHE_DIR/docker-build.log" 2>&1 \
     || { tail -30 "$CACHE_DIR/docker-build.log" >&2; exit 1; }
+  # The previous emulator image is untagged now; drop it (its venv layer is ~300 MB).
+  [[ -n "$old" ]] && docker rmi "$old" >/dev/null 2>&1 || true
   rm -rf "$stage"
 }
 

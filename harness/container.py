@@ -35,11 +35,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import docker.errors
 import docker.types
 import docker.utils
 
-import docker
 from harness.servers import HostFacts, RunSpec, ServerSettings, docker_run_command, plan
 
 LABEL_MANAGED = "tgi-loadtest.managed"
@@ -266,11 +266,15 @@ class ManagedServer:
         kwargs.pop("detach", None)
         for mount in self.spec.mounts:  # docker would create a missing one owned by root
             Path(mount.source).mkdir(parents=True, exist_ok=True)
-        self._container = self.client.containers.create(
-            name=self.name, labels=self.labels, stop_signal=kwargs.pop("stop_signal"), **kwargs
-        )
-        self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        self._container.start()
+        try:  # e.g. a name in use, an unknown device, the host port already allocated
+            self._container = self.client.containers.create(
+                name=self.name, labels=self.labels, stop_signal=kwargs.pop("stop_signal"), **kwargs
+            )
+            self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self._container.start()
+        except docker.errors.APIError as exc:
+            why = exc.explanation or exc
+            raise ServerStartError(f"docker could not run {self.spec.image}: {why}") from exc
         self.progress(f"started {self.spec.image} as {self.name} ({self._container.short_id})")
         deadline = time.monotonic() + 10
         while self.host_port is None:
@@ -361,8 +365,9 @@ class ManagedServer:
         return self.log_path
 
     def _remove(self, container: Any) -> None:
-        with contextlib.suppress(docker.errors.DockerException):
-            container.stop(timeout=self.spec.stop_timeout_s)
+        if self.ready_after_s is not None:  # a server that served gets a graceful stop; others are killed
+            with contextlib.suppress(docker.errors.DockerException):
+                container.stop(timeout=self.spec.stop_timeout_s)
         for attempt in range(3):
             try:
                 container.remove(force=True, v=True)

@@ -8,6 +8,12 @@ are handed out with that stamp, before anyone parses JSON.
 Plain `socket`/`ssl`: under Locust, gevent has monkey-patched them, so this is cooperative there
 and blocking (with timeouts) in plain Python tests. One `Connection` per user: keep-alive,
 `Content-Length`, chunked and read-until-close bodies, http and https.
+
+Under gevent (plain http) the reader skips gevent's socket wrapper: it waits on the socket's read
+watcher first and then recv()s the raw non-blocking socket, because at 20 ms between tokens a
+recv() tried first almost always fails with EAGAIN (a wasted syscall and exception per token), and
+it enforces the request deadline with one loop timer per request instead of a gevent Timeout per
+recv(). Chunked SSE bodies are decoded and split into lines in one generator (no nested ones).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from typing import Any
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
@@ -83,6 +90,7 @@ class Connection:
                 self._ssl_ctx.check_hostname = False
                 self._ssl_ctx.verify_mode = ssl.CERT_NONE
         self.sock: socket.socket | None = None
+        self.gevent: tuple[Any, Any, Any] | None = None  # (raw socket, read watcher, hub) under gevent
         self.requests_on_socket = 0
         self.connects = 0
         self._last: Response | None = None  # an unfinished previous response poisons the socket
@@ -106,11 +114,16 @@ class Connection:
             sock.close()
             raise ConnectError(f"TLS handshake with {self.host}:{self.port}: {exc}") from exc
         self.sock = sock
+        self.gevent = _gevent_parts(sock)
         self.requests_on_socket = 0
         self.connects += 1
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
+        self.gevent = None
+        last = self._last
+        if last is not None:
+            last._disarm()
         if sock is not None:
             try:
                 sock.close()
@@ -140,8 +153,10 @@ class Connection:
         """
         deadline_s = self.timeout if timeout is None else timeout
         head = self._head(method, path, body, headers)
-        if self._last is not None and not self._last.complete:
-            self.close()
+        if self._last is not None:
+            self._last._disarm()
+            if not self._last.complete:
+                self.close()
         for attempt in (0, 1):
             reused = self.sock is not None
             if not reused:
@@ -158,6 +173,7 @@ class Connection:
                     sock.sendall(head)
                     sock.sendall(body)
                 resp = Response(self, sock, t_send, deadline, method)
+                self._last = resp  # close() disarms its deadline timer
                 resp._read_head()
             except _Stale:
                 self.close()
@@ -195,258 +211,4 @@ class Connection:
 class _Stale(Exception):
     """EOF before any response byte: a keep-alive connection the server had already closed."""
 
-
-class Response:
-    """Status and headers of one response, plus stamped readers for its body.
-
-    Read the body once, with `iter_line_batches`/`iter_lines` (streams) or `read_all`.
-    Afterwards `complete` says whether the body ended as framed (chunked terminator or
-    Content-Length reached); only then is the connection reused.
-    """
-
-    __slots__ = (
-        "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
-        "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
-        "t_last", "_buf", "_eof",
-    )  # fmt: skip
-
-    def __init__(self, conn: Connection, sock: socket.socket, t_send: float, deadline: float, method: str):
-        self._conn = conn
-        self._sock = sock
-        self.t_send = t_send
-        self.deadline = deadline
-        self.method = method
-        self.status = 0
-        self.reason = ""
-        self.headers: dict[str, str] = {}
-        self.chunked = False
-        self.length: int | None = None
-        self.keep_alive = True
-        self.complete = False
-        self.bytes_received = 0  # body bytes on the wire (chunk framing included)
-        self.t_first_byte: float | None = None
-        self.t_last = t_send  # stamp of the latest recv()
-        self._buf = b""
-        self._eof = False
-
-    # -- low level -------------------------------------------------------------------------
-    def _recv(self) -> bytes:
-        """One recv() with the remaining time as timeout; stamps `t_last`."""
-        remaining = self.deadline - self.t_last
-        if remaining <= 0:
-            raise ReadTimeout("request deadline passed")
-        sock = self._sock
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(_RECV)
-        except TimeoutError as exc:
-            raise ReadTimeout("read timed out") from exc
-        except OSError as exc:
-            raise Truncated(f"connection error while reading: {exc}") from exc
-        self.t_last = _perf()
-        if not data:
-            self._eof = True
-        return data
-
-    def _read_head(self) -> None:
-        buf = b""
-        while True:
-            try:
-                data = self._recv()
-            except Truncated:
-                if not buf:
-                    raise _Stale() from None
-                raise
-            if not data:
-                if not buf:
-                    raise _Stale()
-                raise Truncated("connection closed in the response head")
-            if self.t_first_byte is None:
-                self.t_first_byte = self.t_last
-            buf += data
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_HEAD:
-                    raise ProtocolError("response head too large")
-                continue
-            head, buf = buf[:end], buf[end + 4 :]
-            lines = head.decode("latin-1").split("\r\n")
-            parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-                raise ProtocolError(f"bad status line {lines[0][:80]!r}")
-            status = int(parts[1])
-            if 100 <= status < 200 and status != 101:
-                continue  # 100 Continue and friends: the real head follows
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                key = name.strip().lower()
-                value = value.strip()
-                headers[key] = f"{headers[key]}, {value}" if key in headers else value
-            self.status = status
-            self.reason = parts[2] if len(parts) > 2 else ""
-            self.headers = headers
-            te = headers.get("transfer-encoding", "").lower()
-            self.chunked = "chunked" in te
-            if not self.chunked and "content-length" in headers:
-                self.length = int(headers["content-length"])
-            conn_hdr = headers.get("connection", "").lower()
-            http10 = parts[0] == "HTTP/1.0"
-            self.keep_alive = ("close" not in conn_hdr) and (not http10 or "keep-alive" in conn_hdr)
-            if not self.chunked and self.length is None:
-                self.keep_alive = False  # body runs until close
-            if self.method == "HEAD" or status in (204, 304):
-                self.length = 0
-                self.chunked = False
-            self._buf = buf
-            return
-
-    def _finish(self) -> None:
-        self.complete = True
-        if not self.keep_alive or self._buf:
-            self._conn.close()
-
-    def _abandon(self) -> None:
-        """The body was not read to its end: the connection cannot be reused."""
-        if not self.complete:
-            self._conn.close()
-
-    # -- body readers ----------------------------------------------------------------------
-    def iter_payload(self) -> Iterator[tuple[float, bytes]]:
-        """Decoded body pieces, each with the perf_counter stamp of the recv() that brought it.
-
-        Raises Truncated when the connection closes before the framed end of the body.
-        """
-        try:
-            if self.chunked:
-                yield from self._iter_chunked()
-            else:
-                yield from self._iter_plain()
-        finally:
-            self._abandon()
-
-    def _iter_plain(self) -> Iterator[tuple[float, bytes]]:
-        remaining = self.length
-        data, self._buf = self._buf, b""
-        t = self.t_last
-        while True:
-            if data:
-                self.bytes_received += len(data)
-                if remaining is not None:
-                    if len(data) >= remaining:
-                        self._buf = data[remaining:]
-                        data = data[:remaining]
-                        remaining = 0
-                    else:
-                        remaining -= len(data)
-                yield t, data
-            if remaining == 0:
-                self._finish()
-                return
-            data = self._recv()
-            t = self.t_last
-            if not data:
-                if remaining is None:  # read-until-close body
-                    self.complete = True
-                    self._conn.close()
-                    return
-                raise Truncated(f"connection closed with {remaining} body bytes missing")
-
-    def _iter_chunked(self) -> Iterator[tuple[float, bytes]]:
-        # State: `need` > 0 payload bytes of the current chunk remain, then its CRLF (`crlf`).
-        raw, self._buf = self._buf, b""
-        self.bytes_received += len(raw)
-        t = self.t_last
-        need = 0
-        crlf = False
-        trailers = False
-        while True:
-            pos = 0
-            n = len(raw)
-            out: list[bytes] = []
-            while pos < n:
-                if need:
-                    take = min(need, n - pos)
-                    out.append(raw[pos : pos + take])
-                    pos += take
-                    need -= take
-                    if not need:
-                        crlf = True
-                    continue
-                if crlf:
-                    if n - pos < 2:
-                        break
-                    if raw[pos : pos + 2] != b"\r\n":
-                        raise ProtocolError("chunk not followed by CRLF")
-                    pos += 2
-                    crlf = False
-                    continue
-                eol = raw.find(b"\r\n", pos)
-                if eol < 0:
-                    if n - pos > 1024:
-                        raise ProtocolError("chunk size line too long")
-                    break
-                line = raw[pos:eol]
-                pos = eol + 2
-                if trailers:
-                    if not line:  # end of trailers: the body is complete
-                        if out:
-                            yield t, b"".join(out)
-                        self._buf = raw[pos:]
-                        self._finish()
-                        return
-                    continue
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size line {line[:40]!r}") from None
-                if size == 0:
-                    trailers = True
-                else:
-                    need = size
-            if out:
-                yield t, out[0] if len(out) == 1 else b"".join(out)
-            raw = raw[pos:]
-            data = self._recv()
-            t = self.t_last
-            if not data:
-                raise Truncated("connection closed before the end of the chunked body")
-            self.bytes_received += len(data)
-            raw = raw + data if raw else data
-
-    def iter_line_batches(self) -> Iterator[tuple[float, list[bytes]]]:
-        """Complete lines (without the trailing `\\n` or `\\r\\n`) grouped by the recv() that
-        completed them, with its perf_counter stamp: one list per recv, no per-line tuples.
-
-        A final line without a newline is returned at the end of the body.
-        """
-        pending = b""
-        for t, data in self.iter_payload():
-            if pending:
-                data = pending + data
-            lines = data.split(b"\n")
-            pending = lines.pop()
-            if lines:
-                if b"\r" in data:
-                    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
-                yield t, lines
-        if pending:
-            yield self.t_last, [pending.rstrip(b"\r")]
-
-    def iter_lines(self) -> Iterator[tuple[bytes, float]]:
-        """Convenience form of `iter_line_batches`: one (line, stamp) per line."""
-        for t, lines in self.iter_line_batches():
-            for line in lines:
-                yield line, t
-
-    def read_all(self, limit: int = 1 << 20) -> bytes:
-        """The whole body (for error responses and non-streaming calls), up to `limit` bytes."""
-        parts: list[bytes] = []
-        size = 0
-        for _, data in self.iter_payload():
-            parts.append(data)
-            size += len(data)
-            if size > limit:
-                break
-        return b"".join(parts)[:limit]
 

@@ -13,8 +13,9 @@ Peers disagree on names (see the README table), so every function says what it c
 - Gaps: the differences between successive token arrivals; pooled over requests they are vLLM's
   "ITL" distribution; each request's largest gap shows stalls (e.g. a prefill pausing decode).
 - Per-request output throughput: `N / E2E` tokens/s (llmperf request_output_throughput).
-- Aggregate output throughput: output tokens of *successful* requests that *completed* inside a
-  window, divided by the window's length. Failed requests never contribute tokens.
+- Aggregate output throughput: token events of *successful* requests that *arrived* inside a
+  window, divided by the window's length (exact from `token_us`, so requests straddling the window
+  edges count for the part they streamed inside it). Failed requests never contribute tokens.
 
 Percentiles are exact (numpy's default "linear" interpolation over the sorted samples), never
 Locust's bucketed response times.
@@ -148,15 +149,39 @@ def completed_in(records: Iterable[Record], window: Window) -> list[Record]:
     return [r for r in records if window.contains(r.wall_end)]
 
 
+def tokens_in(r: Record, window: Window) -> int:
+    """How many of the request's token events arrived inside the window (wall clock)."""
+    if r.wall_start >= window.end or r.wall_end < window.start:
+        return 0
+    lo, hi = (window.start - r.wall_start) * 1e6, (window.end - r.wall_start) * 1e6
+    return sum(1 for t in r.token_us if lo <= t < hi)
+
+
 def aggregate_output_tps(records: Iterable[Record], window: Window) -> float:
-    """Σ output tokens of successful requests completed in the window ÷ window length.
+    """Token events of successful requests that arrived inside the window ÷ window length.
 
     Failed requests count as errors, never as tokens (the seed's c=16 throughput counted them).
     """
     if window.duration <= 0:
         return math.nan
-    tokens = sum(r.output_tokens for r in completed_in(records, window) if r.ok)
-    return tokens / window.duration
+    return sum(tokens_in(r, window) for r in records if r.ok) / window.duration
+
+
+def completed_output_tps(records: Iterable[Record], window: Window) -> float:
+    """Output tokens of successful requests *completed* in the window ÷ window (llmperf-like; coarser)."""
+    if window.duration <= 0:
+        return math.nan
+    return sum(r.output_tokens for r in completed_in(records, window) if r.ok) / window.duration
+
+
+def measured_records(records: Iterable[Record], step: int, window: Window) -> list[Record]:
+    """The requests a step's latency statistics use: sent in that step after its ramp (warm-up or
+    measurement phase) and completed inside its measurement window, so each one ran its whole life
+    at the step's user count. Requests in flight when the window closes count in no step's latency
+    (they straddle a load change), only in throughput for the tokens that arrived inside a window.
+    """
+    return [r for r in records if r.step == step and r.phase in ("warmup", "measure")
+            and window.contains(r.wall_end)]
 
 
 def requests_per_minute(records: Iterable[Record], window: Window) -> float:
@@ -201,6 +226,7 @@ class StepMetrics:
     e2e: dict[int, float]
     output_tps: dict[int, float]
     throughput_tps: float
+    completed_throughput_tps: float
     completed_in_window: int
     rpm: float
     cost_per_million: float
@@ -216,9 +242,8 @@ def step_metrics(
 ) -> StepMetrics:
     """Compute one step's row.
 
-    Latency distributions come from `measured` (successful requests *sent* in the step's
-    measurement phase, wherever they completed); throughput and requests/min from all records
-    *completed* inside the window (their send phase doesn't matter: the server did the work there).
+    Latency distributions and error counts come from `measured` (see `measured_records`);
+    throughput and requests/min from all records, by token arrival / completion inside the window.
     """
     samples = latency_samples(measured)
     ok = [r for r in measured if r.ok]
@@ -249,6 +274,7 @@ def step_metrics(
         e2e=pct("e2e"),
         output_tps=pct("output_tps"),
         throughput_tps=tps,
+        completed_throughput_tps=completed_output_tps(all_records, window),
         completed_in_window=sum(1 for r in completed_in(all_records, window) if r.ok),
         rpm=requests_per_minute(all_records, window),
         cost_per_million=cost_per_million(price_per_hour, tps),

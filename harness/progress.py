@@ -53,7 +53,7 @@ class RecordTail:
             live = self.steps.setdefault(r.step, StepLive())
             if r.ok:
                 live.ok += 1
-                if r.phase == "measure":
+                if r.phase in ("warmup", "measure"):
                     ttft, itl = metrics.ttft_s(r), metrics.itl_s(r)
                     if ttft is not None:
                         live.ttft.append(ttft)

@@ -6,10 +6,11 @@ for the price and flag thresholds). Outputs: summary.md, summary.csv, records.pa
 report.html. Nothing here talks to Locust or a server, so a report can be rebuilt at any time.
 
 Attribution rule: a record belongs to the step in which it was *sent* (its `step` tag); it counts
-in that step's latency statistics only if it was sent in the measurement phase. Throughput and
-requests per minute count the successful requests that *completed* within the step's measurement
-window, whatever phase sent them, divided by the window's length. Failed requests are errors, never
-tokens.
+in that step's latency and error statistics if it was sent after the step's ramp (warm-up or
+measurement phase) and *completed* inside the step's measurement window, so its whole life ran at
+that step's user count. Throughput counts the token events of successful requests that arrived
+inside the window; requests per minute the successful requests completed inside it. Failed
+requests are errors, never tokens.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
             by_step.setdefault(r.step, []).append(r)
     out = []
     for step, recs in sorted(by_step.items()):
-        window = Window(min(r.wall_start for r in recs), max(r.wall_start for r in recs))
+        window = Window(min(r.wall_start for r in recs), max(r.wall_end for r in recs) + 1e-6)
         out.append(StepInfo(step=step, users=recs[0].users or 0, window=window))
     return out
 
@@ -131,7 +132,7 @@ def compute(
 ) -> list[StepReport]:
     out = []
     for info in infos:
-        measured = [r for r in records if r.step == info.step and r.phase == "measure"]
+        measured = metrics.measured_records(records, info.step, info.window)
         m = metrics.step_metrics(info.step, info.users, measured, records, info.window, price)
         out.append(StepReport(info, m, step_flags(info, m, flags)))
     return out
@@ -157,8 +158,8 @@ def _ms(value: float | None) -> str:
 ROWS: list[tuple[str, str, Any]] = [
     (
         "Requests measured (ok / failed)",
-        "requests sent in the step's measurement phase; failed = HTTP error, error event, timeout or "
-        "cut stream",
+        "requests sent in this step after its ramp and completed inside its measurement window; "
+        "failed = HTTP error, error event, timeout or cut stream",
         lambda s: f"{s.m.ok} / {s.m.failed}",
     ),
     (
@@ -207,7 +208,7 @@ ROWS: list[tuple[str, str, Any]] = [
     ("E2E p99 (s)", "same, 99th percentile", lambda s: _f(s.m.e2e[99], 2)),
     (
         "Throughput (output tokens/s)",
-        "output tokens of successful requests completed inside the measurement window ÷ window length",
+        "token events of successful requests that arrived inside the measurement window ÷ window length",
         lambda s: _f(s.m.throughput_tps, 2),
     ),
     (
@@ -279,10 +280,12 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
         lines.append(f"- **{label}**: {how}.")
     lines += [
         "",
-        "A request belongs to the step in which it was sent and counts in that step's latency rows only if "
-        "it was sent in the measurement phase (after ramp and warm-up); throughput, requests per minute and "
-        "cost count successful requests completed inside the window, whatever phase sent them. Percentiles "
-        "are exact over the raw records (records.parquet), not Locust's bucketed ones.",
+        "A request belongs to the step in which it was sent. It counts in that step's latency and error rows "
+        "if it was sent after the step's ramp and completed inside the step's measurement window, so its "
+        "whole life ran at that user count; requests still in flight when a window closes count in no "
+        "step's latency. Throughput (and cost) count token events of successful requests that arrived "
+        "inside the window. Percentiles are exact over the raw records (records.parquet), not Locust's "
+        "bucketed ones.",
         "",
         "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
         "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
@@ -306,6 +309,7 @@ CSV_FIELDS = [
     "mean_output_tokens",
     "mean_server_output_tokens",
     "throughput_tps",
+    "completed_throughput_tps",
     "completed_in_window",
     "rpm",
     "cost_per_million",
@@ -428,7 +432,7 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
     ):
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for s in steps:
-            measured = [r for r in records if r.step == s.info.step and r.phase == "measure"]
+            measured = metrics.measured_records(records, s.info.step, s.info.window)
             xs = sorted(v * scale for v in metrics.latency_samples(measured)[key])
             if xs:
                 ax.step(
@@ -481,9 +485,9 @@ figure{{display:inline-block;margin:8px}}pre{{background:#f6f6f6;padding:1em;ove
 {"".join(table)}
 <h2>Plots</h2>{imgs}
 <h2>How each row is computed</h2><ul>{defs}</ul>
-<p>A request belongs to the step in which it was sent; it counts in that step's latency rows only if sent in
-the measurement phase. Throughput counts output tokens of successful requests completed inside the window.
-Percentiles are exact over the raw records.</p>
+<p>A request belongs to the step in which it was sent; it counts in that step's latency rows if it was sent
+after the step's ramp and completed inside the step's measurement window. Throughput counts token events of
+successful requests that arrived inside the window. Percentiles are exact over the raw records.</p>
 <h2>Manifest</h2><pre>{man}</pre></body></html>"""
 
 

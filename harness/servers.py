@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
+
 CONTAINER_PORT = 80  # TGI images listen on $PORT = 80; so does the emulator image
 REDACTED = "<redacted>"
 TOKEN_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # read from the caller, in this order
@@ -89,7 +91,7 @@ PROFILES: dict[str, ServerProfile] = {
         ),
         ServerProfile(
             name="emulator",
-            default_image="tgi-loadtest/emulator:latest",
+            default_image=f"tgi-loadtest/emulator:{__version__}",  # docker/build-images.sh tags it
             accelerator="none",
             description="this project's TGI emulator image (docker/build-images.sh), same environment",
             image_patterns=("tgi-loadtest/emulator:*",),

@@ -6,11 +6,11 @@ successfully completed requests, so tests drive it with made-up numbers. The Loc
 returned tag, which every record sent afterwards carries.
 
 Each step goes ramp → warmup → measure:
-- ramp: users are being started (|Δusers| / spawn_rate seconds); requests sent now are tagged
-  "ramp" and excluded from the step's statistics.
-- warmup: the new load settles (queues fill, batches form); excluded too.
-- measure: the window. Latency statistics use the requests *sent* in it; throughput uses the
-  requests *completed* in it (see harness.metrics).
+- ramp: users are being started (until Locust reports spawning complete, or |Δusers| / spawn_rate
+  seconds); requests sent now are tagged "ramp" and never count in a step's statistics.
+- warmup: the new load settles (queues fill, batches form).
+- measure: the window. Latency statistics use the requests sent after the ramp that *completed* in
+  it; throughput the tokens that arrived in it (see harness.metrics.measured_records).
 Warm-up and window end by `PhaseRule` (seconds and/or completed requests, with a cap).
 """
 
@@ -76,22 +76,27 @@ class SweepPlan:
         self._index, self._phase, self._start, self._done_at_start = index, phase, now, completed
         self.spans.append(Span(step=index, users=self.steps[index].users, phase=phase, start=now))
 
-    def _phase_over(self, now: float, completed: int) -> bool:
+    def _phase_over(self, now: float, completed: int, spawned: bool) -> bool:
         elapsed = now - self._start
         if self._phase == "ramp":
-            return elapsed >= self.ramp_s(self._index)
+            return spawned or elapsed >= self.ramp_s(self._index)
         spec = self.steps[self._index]
         rule = spec.warmup if self._phase == "warmup" else spec.measure
         return rule.done(elapsed, completed - self._done_at_start)
 
-    def tick(self, now: float, completed: int) -> Tick | None:
-        """Advance to whatever phase applies at `now`; None once the last window closed."""
+    def tick(self, now: float, completed: int, spawned: bool = False) -> Tick | None:
+        """Advance to whatever phase applies at `now`; None once the last window closed.
+
+        `spawned`: the runner reports the current step's users all started (ends the ramp early).
+        """
         if self.finished:
             return None
         if self._index < 0:
             self._enter(0, "ramp", now, completed)
+            spawned = False  # a report about the previous state, not about this step
         # Loop so zero-length phases (no ramp, no warm-up) are passed within one tick.
-        while self._phase_over(now, completed):
+        while self._phase_over(now, completed, spawned):
+            spawned = False
             if self._phase == "ramp":
                 self._enter(self._index, "warmup", now, completed)
             elif self._phase == "warmup":

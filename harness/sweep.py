@@ -73,12 +73,22 @@ class PlanShape(LoadTestShape):
         return total.num_requests - total.num_failures
 
     def tick(self) -> tuple[int, float] | None:
+        return self._advance(spawned=False)
+
+    def _on_spawned(self, user_count: int, **_kw: Any) -> None:
+        """Locust finished starting this step's users: the ramp is over now, not at the next tick."""
+        current = self.plan.current() if self.plan else None
+        if current is not None and current.phase == "ramp" and user_count == current.users:
+            self._advance(spawned=True)
+
+    def _advance(self, spawned: bool) -> tuple[int, float] | None:
         if self.plan is None:
             self.plan = self.make_plan()
+            self.runner.environment.events.spawning_complete.add_listener(self._on_spawned)
         if self._wall0 is None:
             self._wall0 = time.time() - self.get_run_time()
         now = self.get_run_time()
-        tick = self.plan.tick(now, self.completed())
+        tick = self.plan.tick(now, self.completed(), spawned=spawned)
         cpu = self.monitor.cpu_seconds() if self.monitor else None
         while len(self._cpu_at) < len(self.plan.spans):
             self._cpu_at.append(cpu)
@@ -186,10 +196,10 @@ def write_steps_on_stop(environment: Any, **_kw: Any) -> None:
 # --- the run ------------------------------------------------------------------------------------
 
 
-def locust_args(sc: Scenario, url: str, records_dir: Path) -> list[str]:
+def locust_args(sc: Scenario, url: str, records_dir: Path, headless: bool = True) -> list[str]:
     """The users' options (harness.options) for this scenario, as a Locust command line."""
     t = sc.tokens
-    return ["--headless", "--host", url, "--api", sc.api, "--tokenizer", sc.tokenizer,
+    return [*(["--headless"] if headless else []), "--host", url, "--api", sc.api, "--tokenizer", sc.tokenizer,
             "--input-tokens-mean", str(t.input_mean), "--input-tokens-stddev", str(t.input_stddev),
             "--output-tokens-mean", str(t.output_mean), "--output-tokens-stddev", str(t.output_stddev),
             "--timeout", str(sc.timeout_s), "--records-dir", str(records_dir), "--seed", str(sc.seed),

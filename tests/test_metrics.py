@@ -116,15 +116,29 @@ def test_single_token_and_failed_requests() -> None:
     assert s["ttft"] == [pytest.approx(1.0)] and s["itl"] == [] and len(s["e2e"]) == 1
 
 
-def test_aggregate_throughput_counts_only_successes_completed_in_window() -> None:
+def test_aggregate_throughput_counts_token_arrivals_of_successes_in_window() -> None:
     w = Window(1000.0, 1010.0)
-    inside = rec(n=100, wall_start=1000.0)  # ends at 1000 + 1 + 99*0.05 = 1005.95
-    late = rec(n=100, wall_start=1008.0)  # ends after the window
-    early_sent = rec(n=100, wall_start=995.0, phase="warmup")  # sent in warm-up, completes inside
+    inside = rec(n=100, wall_start=1000.0)  # tokens at 1001.0 .. 1005.95: all 100 inside
+    late = rec(n=100, wall_start=1008.0)  # tokens from 1009.0: 20 arrive before 1010
+    early_sent = rec(n=100, wall_start=995.0, phase="warmup")  # tokens 996.0 .. 1000.95: last 20 inside
     failed = rec(error="overloaded", wall_start=1001.0, output_tokens=80)  # errors never count as tokens
     recs = [inside, late, early_sent, failed]
-    assert metrics.aggregate_output_tps(recs, w) == pytest.approx(200 / 10)
+    assert metrics.tokens_in(late, w) == 20 and metrics.tokens_in(early_sent, w) == 20
+    assert metrics.aggregate_output_tps(recs, w) == pytest.approx(140 / 10)
+    assert metrics.completed_output_tps(recs, w) == pytest.approx(200 / 10)  # inside + early_sent
     assert metrics.requests_per_minute(recs, w) == pytest.approx(2 * 6)
+
+
+def test_measured_records_rule() -> None:
+    w = Window(1000.0, 1020.0)
+    ok = rec(wall_start=1001.0)  # sent in the window, completes inside
+    from_warmup = rec(wall_start=999.0, phase="warmup")  # sent after the ramp, completes inside: counts
+    ramp = rec(wall_start=999.5, phase="ramp")  # sent while users were being added: never
+    straddles = rec(wall_start=1019.0)  # still in flight when the window closes: in no step
+    other_step = rec(wall_start=1001.0, step=1)
+    failed = rec(error="timeout", wall_start=1005.0)
+    got = metrics.measured_records([ok, from_warmup, ramp, straddles, other_step, failed], 0, w)
+    assert got == [ok, from_warmup, failed]
 
 
 def test_cost_per_million_matches_seed_formula() -> None:

@@ -40,6 +40,17 @@ def test_phases_by_time() -> None:
     ]
 
 
+def test_spawning_complete_ends_the_ramp_early() -> None:
+    plan = SweepPlan([step(1, warm=0), step(64, warm=5)], spawn_rate=1.0)  # 63 s ramp by rate alone
+    plan.tick(0.0, 0)
+    plan.tick(1.0, 0)
+    assert plan.tick(31.0, 0).phase == "ramp"
+    assert plan.tick(33.0, 0).phase == "ramp"
+    tick = plan.tick(33.5, 0, spawned=True)
+    assert (tick.step, tick.phase) == (1, "warmup")
+    assert plan.spans[-2].phase == "ramp" and plan.spans[-2].end == 33.5
+
+
 def test_window_waits_for_requests_until_cap() -> None:
     plan = SweepPlan([step(2, warm=0, measure=(5, 60, 10))], spawn_rate=100.0)
     assert plan.tick(0.0, 0).phase == "ramp"
