@@ -16,8 +16,13 @@ from typing import Any
 from harness.metrics import percentile
 
 
-def summarize(lags: Sequence[tuple[float, float]], start: float, end: float, cpu_start: float | None,
-              cpu_end: float | None) -> dict[str, float | None]:
+def summarize(
+    lags: Sequence[tuple[float, float]],
+    start: float,
+    end: float,
+    cpu_start: float | None,
+    cpu_end: float | None,
+) -> dict[str, float | None]:
     """Client health over [start, end) (wall seconds) from (wall, lag_ms) samples and CPU seconds."""
     inside = [lag for t, lag in lags if start <= t < end]
     span = end - start

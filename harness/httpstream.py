@@ -21,13 +21,19 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import Any
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 _RECV = 65536
 _MAX_HEAD = 65536
 _perf = time.perf_counter
+
+try:  # under gevent, greenlet.getcurrent names the greenlet to throw a deadline into
+    from greenlet import getcurrent as _getcurrent
+except ImportError:  # pragma: no cover - plain Python never takes the gevent path
+    def _getcurrent() -> Any:
+        return None
 
 
 class HttpError(Exception):
@@ -114,7 +120,7 @@ class Connection:
             sock.close()
             raise ConnectError(f"TLS handshake with {self.host}:{self.port}: {exc}") from exc
         self.sock = sock
-        self.gevent = _gevent_parts(sock)
+        self.gevent = None if self.tls else _gevent_parts(sock)
         self.requests_on_socket = 0
         self.connects += 1
 
@@ -212,3 +218,403 @@ class _Stale(Exception):
     """EOF before any response byte: a keep-alive connection the server had already closed."""
 
 
+
+def _gevent_parts(sock: Any) -> tuple[Any, Any, Any] | None:
+    """(raw non-blocking socket, read watcher, hub) of a gevent socket; None for anything else
+    (blocking stdlib sockets, TLS sockets: those go through their own recv())."""
+    if isinstance(sock, ssl.SSLSocket) or not type(sock).__module__.startswith("gevent"):
+        return None
+    raw = getattr(sock, "_sock", None)
+    event = getattr(sock, "_read_event", None)
+    hub = getattr(sock, "hub", None)
+    if raw is None or event is None or hub is None:
+        return None
+    return raw, event, hub
+
+
+class Response:
+    """Status and headers of one response, plus stamped readers for its body.
+
+    Read the body once, with `iter_line_batches`/`iter_lines` (streams) or `read_all`.
+    Afterwards `complete` says whether the body ended as framed (chunked terminator or
+    Content-Length reached); only then is the connection reused.
+    """
+
+    __slots__ = (
+        "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
+        "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
+        "t_last", "_buf", "_eof", "_recv", "_gevent", "_timer", "_waiting", "_expired",
+    )  # fmt: skip
+
+    def __init__(self, conn: Connection, sock: socket.socket, t_send: float, deadline: float, method: str):
+        self._conn = conn
+        self._sock = sock
+        self.t_send = t_send
+        self.deadline = deadline
+        self.method = method
+        self.status = 0
+        self.reason = ""
+        self.headers: dict[str, str] = {}
+        self.chunked = False
+        self.length: int | None = None
+        self.keep_alive = True
+        self.complete = False
+        self.bytes_received = 0  # body bytes on the wire (chunk framing included)
+        self.t_first_byte: float | None = None
+        self.t_last = t_send  # stamp of the latest recv()
+        self._buf = b""
+        self._eof = False
+        self._gevent = conn.gevent
+        self._recv = self._recv_blocking if self._gevent is None else self._recv_gevent
+        self._timer: Any = None  # gevent: the request's deadline timer, armed at the first recv
+        self._waiting: Any = None  # gevent: the greenlet parked on the read watcher
+        self._expired = False
+
+    # -- low level -------------------------------------------------------------------------
+    def _recv_blocking(self) -> bytes:
+        """One recv() with the remaining time as timeout; stamps `t_last`."""
+        remaining = self.deadline - self.t_last
+        if remaining <= 0:
+            raise ReadTimeout("request deadline passed")
+        sock = self._sock
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(_RECV)
+        except TimeoutError as exc:
+            raise ReadTimeout("read timed out") from exc
+        except OSError as exc:
+            raise Truncated(f"connection error while reading: {exc}") from exc
+        self.t_last = _perf()
+        if not data:
+            self._eof = True
+        return data
+
+    def _recv_gevent(self) -> bytes:
+        """Park on the read watcher, then one recv() of the raw socket; stamps `t_last`.
+
+        Waiting first is right for a token stream (the data is almost never there yet); if it
+        is, the level-triggered watcher fires on the next loop iteration. The deadline timer
+        throws ReadTimeout only into a greenlet parked here, never into the parsing code.
+        """
+        raw, event, hub = self._gevent
+        if self._timer is None:
+            remaining = self.deadline - _perf()
+            if remaining <= 0:
+                raise ReadTimeout("request deadline passed")
+            self._timer = hub.loop.timer(remaining, ref=False)
+            self._timer.start(self._expire)
+        while True:
+            if self._expired:
+                raise ReadTimeout("read timed out")
+            self._waiting = _getcurrent()
+            try:
+                hub.wait(event)
+            except ReadTimeout:
+                raise
+            except OSError as exc:  # the socket was closed under us (cancel_wait)
+                raise Truncated(f"connection error while reading: {exc}") from exc
+            finally:
+                self._waiting = None
+            try:
+                data = raw.recv(_RECV)
+            except BlockingIOError:
+                continue  # spurious wake-up
+            except OSError as exc:
+                raise Truncated(f"connection error while reading: {exc}") from exc
+            self.t_last = _perf()
+            if not data:
+                self._eof = True
+            return data
+
+    def _expire(self) -> None:
+        """Deadline timer callback (in the hub)."""
+        self._expired = True
+        glet, self._waiting = self._waiting, None
+        if glet is not None:
+            glet.throw(ReadTimeout("read timed out"))
+
+    def _disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.stop()
+            timer.close()
+
+    def _read_head(self) -> None:
+        buf = b""
+        while True:
+            try:
+                data = self._recv()
+            except Truncated:
+                if not buf:
+                    raise _Stale() from None
+                raise
+            if not data:
+                if not buf:
+                    raise _Stale()
+                raise Truncated("connection closed in the response head")
+            if self.t_first_byte is None:
+                self.t_first_byte = self.t_last
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_HEAD:
+                    raise ProtocolError("response head too large")
+                continue
+            head, buf = buf[:end], buf[end + 4 :]
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+                raise ProtocolError(f"bad status line {lines[0][:80]!r}")
+            status = int(parts[1])
+            if 100 <= status < 200 and status != 101:
+                continue  # 100 Continue and friends: the real head follows
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                key = name.strip().lower()
+                value = value.strip()
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            self.status = status
+            self.reason = parts[2] if len(parts) > 2 else ""
+            self.headers = headers
+            te = headers.get("transfer-encoding", "").lower()
+            self.chunked = "chunked" in te
+            if not self.chunked and "content-length" in headers:
+                self.length = int(headers["content-length"])
+            conn_hdr = headers.get("connection", "").lower()
+            http10 = parts[0] == "HTTP/1.0"
+            self.keep_alive = ("close" not in conn_hdr) and (not http10 or "keep-alive" in conn_hdr)
+            if not self.chunked and self.length is None:
+                self.keep_alive = False  # body runs until close
+            if self.method == "HEAD" or status in (204, 304):
+                self.length = 0
+                self.chunked = False
+            self._buf = buf
+            return
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._disarm()
+        if not self.keep_alive or self._buf:
+            self._conn.close()
+
+    def _abandon(self) -> None:
+        """The body was not read to its end: the connection cannot be reused."""
+        self._disarm()
+        if not self.complete:
+            self._conn.close()
+
+    # -- body readers ----------------------------------------------------------------------
+    def iter_payload(self) -> Iterator[tuple[float, bytes]]:
+        """Decoded body pieces, each with the perf_counter stamp of the recv() that brought it.
+
+        Raises Truncated when the connection closes before the framed end of the body.
+        """
+        try:
+            if self.chunked:
+                yield from self._iter_chunked()
+            else:
+                yield from self._iter_plain()
+        finally:
+            self._abandon()
+
+    def _iter_plain(self) -> Iterator[tuple[float, bytes]]:
+        remaining = self.length
+        data, self._buf = self._buf, b""
+        t = self.t_last
+        while True:
+            if data:
+                self.bytes_received += len(data)
+                if remaining is not None:
+                    if len(data) >= remaining:
+                        self._buf = data[remaining:]
+                        data = data[:remaining]
+                        remaining = 0
+                    else:
+                        remaining -= len(data)
+                yield t, data
+            if remaining == 0:
+                self._finish()
+                return
+            data = self._recv()
+            t = self.t_last
+            if not data:
+                if remaining is None:  # read-until-close body
+                    self.complete = True
+                    self._conn.close()
+                    return
+                raise Truncated(f"connection closed with {remaining} body bytes missing")
+
+    def _iter_chunked(self) -> Iterator[tuple[float, bytes]]:
+        """Decoded chunk payload per recv(); the framing state machine is `_dechunk`."""
+        raw, self._buf = self._buf, b""
+        self.bytes_received += len(raw)
+        t = self.t_last
+        state = [0, False, False]  # need, crlf, trailers
+        while True:
+            out, pos, done = _dechunk(raw, state)
+            if out:
+                yield t, out
+            if done:
+                self._buf = raw[pos:]
+                self._finish()
+                return
+            raw = raw[pos:]
+            data = self._recv()
+            t = self.t_last
+            if not data:
+                raise Truncated("connection closed before the end of the chunked body")
+            self.bytes_received += len(data)
+            raw = raw + data if raw else data
+
+    def iter_line_batches(self) -> Iterator[tuple[float, list[bytes]]]:
+        """Complete lines (without the trailing `\\n` or `\\r\\n`) grouped by the recv() that
+        completed them, with its perf_counter stamp: one list per recv, no per-line tuples.
+
+        A final line without a newline is returned at the end of the body.
+        """
+        if self.chunked:
+            return self._chunked_line_batches()
+        return self._plain_line_batches()
+
+    def _plain_line_batches(self) -> Iterator[tuple[float, list[bytes]]]:
+        pending = b""
+        for t, data in self.iter_payload():
+            if pending:
+                data = pending + data
+            lines = data.split(b"\n")
+            pending = lines.pop()
+            if lines:
+                if b"\r" in data:
+                    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+                yield t, lines
+        if pending:
+            yield self.t_last, [pending.rstrip(b"\r")]
+
+    def _chunked_line_batches(self) -> Iterator[tuple[float, list[bytes]]]:
+        """The hot path of a TGI stream: dechunk and split lines in one generator.
+
+        Fast case: the recv() brought exactly one whole chunk (one SSE event per chunk, as TGI
+        writes them) and no partial state is pending: one find, one int(), one slice.
+        """
+        raw, self._buf = self._buf, b""
+        t = self.t_last
+        state = [0, False, False]  # need, crlf, trailers
+        pending = b""
+        recv = self._recv
+        received = len(raw)
+        try:
+            while True:
+                n = len(raw)
+                payload = b""
+                done = False
+                if n and not (state[0] or state[1] or state[2]):
+                    eol = raw.find(b"\r\n")
+                    try:
+                        size = int(raw[:eol], 16) if eol > 0 else -1
+                    except ValueError:
+                        size = -1
+                    if size > 0 and eol + size + 4 == n and raw.endswith(b"\r\n"):
+                        payload = raw[eol + 2 : n - 2]
+                        pos = n
+                    else:
+                        payload, pos, done = _dechunk(raw, state)
+                else:
+                    payload, pos, done = _dechunk(raw, state)
+                if payload:
+                    data = pending + payload if pending else payload
+                    lines = data.split(b"\n")
+                    pending = lines.pop()
+                    if lines:
+                        if b"\r" in data:
+                            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+                        yield t, lines
+                if done:
+                    self._buf = raw[pos:]
+                    self.bytes_received = received
+                    self._finish()
+                    break
+                raw = raw[pos:] if pos < n else b""
+                data = recv()
+                t = self.t_last
+                if not data:
+                    self.bytes_received = received
+                    raise Truncated("connection closed before the end of the chunked body")
+                received += len(data)
+                raw = raw + data if raw else data
+        finally:
+            self.bytes_received = received
+            self._abandon()
+        if pending:
+            yield self.t_last, [pending.rstrip(b"\r")]
+
+    def iter_lines(self) -> Iterator[tuple[bytes, float]]:
+        """Convenience form of `iter_line_batches`: one (line, stamp) per line."""
+        for t, lines in self.iter_line_batches():
+            for line in lines:
+                yield line, t
+
+    def read_all(self, limit: int = 1 << 20) -> bytes:
+        """The whole body (for error responses and non-streaming calls), up to `limit` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        for _, data in self.iter_payload():
+            parts.append(data)
+            size += len(data)
+            if size > limit:
+                break
+        return b"".join(parts)[:limit]
+
+
+def _dechunk(raw: bytes, state: list) -> tuple[bytes, int, bool]:
+    """Decode what `raw` holds of a chunked body: (payload, bytes consumed, body finished).
+
+    `state` = [payload bytes still due in the current chunk, its CRLF still due, in trailers]
+    carries over between calls; unconsumed bytes (a partial size line or CRLF) are passed again
+    with the next recv()'s data.
+    """
+    need, crlf, trailers = state
+    pos = 0
+    n = len(raw)
+    out: list[bytes] = []
+    done = False
+    while pos < n:
+        if need:
+            take = need if need <= n - pos else n - pos
+            out.append(raw[pos : pos + take])
+            pos += take
+            need -= take
+            if not need:
+                crlf = True
+            continue
+        if crlf:
+            if n - pos < 2:
+                break
+            if raw[pos : pos + 2] != b"\r\n":
+                raise ProtocolError("chunk not followed by CRLF")
+            pos += 2
+            crlf = False
+            continue
+        eol = raw.find(b"\r\n", pos)
+        if eol < 0:
+            if n - pos > 1024:
+                raise ProtocolError("chunk size line too long")
+            break
+        line = raw[pos:eol]
+        pos = eol + 2
+        if trailers:
+            if not line:  # end of trailers: the body is complete
+                done = True
+                break
+            continue
+        try:
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size line {line[:40]!r}") from None
+        if size == 0:
+            trailers = True
+        else:
+            need = size
+    state[0], state[1], state[2] = need, crlf, trailers
+    payload = out[0] if len(out) == 1 else b"".join(out)
+    return payload, pos, done

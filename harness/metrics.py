@@ -180,8 +180,11 @@ def measured_records(records: Iterable[Record], step: int, window: Window) -> li
     at the step's user count. Requests in flight when the window closes count in no step's latency
     (they straddle a load change), only in throughput for the tokens that arrived inside a window.
     """
-    return [r for r in records if r.step == step and r.phase in ("warmup", "measure")
-            and window.contains(r.wall_end)]
+    return [
+        r
+        for r in records
+        if r.step == step and r.phase in ("warmup", "measure") and window.contains(r.wall_end)
+    ]
 
 
 def requests_per_minute(records: Iterable[Record], window: Window) -> float:

@@ -71,9 +71,16 @@ def _dur(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def progress_line(step: int, steps: int, users: int, phase: str, phase_elapsed: float, live: StepLive | None,
-                  left: tuple[float, float]) -> str:
-    """e.g. `step 2/5 · 2 users · measure 12s · 4 ok / 0 failed · TTFT p50 1020 ms · ITL p50 55.1 ms · left …`"""
+def progress_line(
+    step: int,
+    steps: int,
+    users: int,
+    phase: str,
+    phase_elapsed: float,
+    live: StepLive | None,
+    left: tuple[float, float],
+) -> str:
+    """One terminal line: `step 2/5 · 2 users · measure 12s · 4 ok / 0 failed · TTFT p50 1020 ms · …`"""
     live = live or StepLive()
     ttft = metrics.percentile(live.ttft, 50)
     itl = metrics.percentile(live.itl, 50)
@@ -81,5 +88,7 @@ def progress_line(step: int, steps: int, users: int, phase: str, phase_elapsed: 
     itl_s = "–" if not live.itl else f"{itl * 1000:.1f} ms"
     lo, hi = left
     left_s = _dur(lo) if abs(hi - lo) < 1 else f"{_dur(lo)}–{_dur(hi)}"
-    return (f"step {step + 1}/{steps} · {users} users · {phase} {_dur(phase_elapsed)} · "
-            f"{live.ok} ok / {live.failed} failed · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}")
+    return (
+        f"step {step + 1}/{steps} · {users} users · {phase} {_dur(phase_elapsed)} · "
+        f"{live.ok} ok / {live.failed} failed · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}"
+    )

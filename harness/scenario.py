@@ -476,3 +476,35 @@ def find_scenario(name: str) -> Path:
     if p.exists() or p.suffix:
         return p
     return Path(__file__).resolve().parent.parent / "scenarios" / f"{name}.toml"
+
+
+def locust_args(
+    sc: Scenario, url: str, records_dir: str | os.PathLike[str], headless: bool = True
+) -> list[str]:
+    """The users' options (harness.options) for this scenario, as a Locust command line."""
+    t = sc.tokens
+    return [
+        *(["--headless"] if headless else []),
+        "--host",
+        url,
+        "--api",
+        sc.api,
+        "--tokenizer",
+        sc.tokenizer,
+        "--input-tokens-mean",
+        str(t.input_mean),
+        "--input-tokens-stddev",
+        str(t.input_stddev),
+        "--output-tokens-mean",
+        str(t.output_mean),
+        "--output-tokens-stddev",
+        str(t.output_stddev),
+        "--timeout",
+        str(sc.timeout_s),
+        "--records-dir",
+        str(records_dir),
+        "--seed",
+        str(sc.seed),
+        "--loglevel",
+        "WARNING",
+    ]

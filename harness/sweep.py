@@ -11,12 +11,13 @@ Everything after the run — summary.md/csv, parquet, report.html — is `harnes
 
 from __future__ import annotations
 
-import locust  # noqa: I001 - first: gevent monkey-patches sockets before anything else imports them
+# isort: off
+import locust  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
+# isort: on
 
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -36,7 +37,14 @@ from locust.runners import MasterRunner, WorkerRunner
 import harness
 from harness import runstate
 from harness.clientload import ClientMonitor, summarize
-from harness.scenario import Scenario, ScenarioError, add_override_arguments, find_scenario, load_scenario
+from harness.scenario import (
+    Scenario,
+    ScenarioError,
+    add_override_arguments,
+    find_scenario,
+    load_scenario,
+    locust_args,
+)
 from harness.shape import SweepPlan, fixed_plan
 
 STEP_MESSAGE = "harness_step"
@@ -123,14 +131,24 @@ class PlanShape(LoadTestShape):
         out: dict[int, dict[str, Any]] = {}
         for i, span in enumerate(self.plan.spans):
             spec = self.plan.steps[span.step]
-            entry = out.setdefault(span.step, {
-                "step": span.step, "users": span.users, "min_requests": spec.measure.min_requests,
-                "warmup_rule": spec.warmup.describe(), "measure_rule": spec.measure.describe(), "phases": {},
-            })
+            entry = out.setdefault(
+                span.step,
+                {
+                    "step": span.step,
+                    "users": span.users,
+                    "min_requests": spec.measure.min_requests,
+                    "warmup_rule": spec.warmup.describe(),
+                    "measure_rule": spec.measure.describe(),
+                    "phases": {},
+                },
+            )
             end_wall = None if span.end is None else self._wall0 + span.end
             entry["phases"][span.phase] = {
-                "start_wall": self._wall0 + span.start, "end_wall": end_wall, "completed": span.completed,
-                "cpu_start_s": cpu_marks[i], "cpu_end_s": cpu_marks[i + 1] if span.end is not None else None,
+                "start_wall": self._wall0 + span.start,
+                "end_wall": end_wall,
+                "completed": span.completed,
+                "cpu_start_s": cpu_marks[i],
+                "cpu_end_s": cpu_marks[i + 1] if span.end is not None else None,
             }
         for entry in out.values():
             m = entry["phases"].get("measure")
@@ -176,7 +194,8 @@ def on_init(environment: Any, **_kw: Any) -> None:
     """Workers take their step tag from the master (locustfiles add this as an init listener)."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        def set_tag(env: Any, msg: Any, **_: Any) -> None:
+
+        def set_tag(environment: Any, msg: Any, **_: Any) -> None:
             step, users, phase = msg.data
             runstate.set_step(step, users, phase)
 
@@ -196,18 +215,9 @@ def write_steps_on_stop(environment: Any, **_kw: Any) -> None:
 # --- the run ------------------------------------------------------------------------------------
 
 
-def locust_args(sc: Scenario, url: str, records_dir: Path, headless: bool = True) -> list[str]:
-    """The users' options (harness.options) for this scenario, as a Locust command line."""
-    t = sc.tokens
-    return [*(["--headless"] if headless else []), "--host", url, "--api", sc.api, "--tokenizer", sc.tokenizer,
-            "--input-tokens-mean", str(t.input_mean), "--input-tokens-stddev", str(t.input_stddev),
-            "--output-tokens-mean", str(t.output_mean), "--output-tokens-stddev", str(t.output_stddev),
-            "--timeout", str(sc.timeout_s), "--records-dir", str(records_dir), "--seed", str(sc.seed),
-            "--stop-timeout", str(math.ceil(sc.timeout_s)), "--loglevel", "WARNING"]
-
-
-def run_locust(sc: Scenario, url: str, run_dir: Path, quiet: bool = False,
-               progress_every: float = 5.0) -> SweepShape:
+def run_locust(
+    sc: Scenario, url: str, run_dir: Path, quiet: bool = False, progress_every: float = 5.0
+) -> SweepShape:
     """Run the sweep in this process (local runner) and write Locust's CSV and HTML into run_dir."""
     from locust import events
     from locust.argument_parser import get_parser
@@ -223,8 +233,15 @@ def run_locust(sc: Scenario, url: str, run_dir: Path, quiet: bool = False,
     setup_logging(opts.loglevel)
     shape = SweepShape(sc)
     shape.monitor = ClientMonitor().start()
-    env = Environment(user_classes=[users.user_class(sc.api)], shape_class=shape, events=events, host=url,
-                      parsed_options=opts, stop_timeout=sc.timeout_s)
+    # No stop timeout: requests still in flight when the last window closes count in no step's
+    # statistics (harness.metrics.measured_records), so waiting for them would only cost time.
+    env = Environment(
+        user_classes=[users.user_class(sc.api)],
+        shape_class=shape,
+        events=events,
+        host=url,
+        parsed_options=opts,
+    )
     runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
     history = gevent.spawn(stats_history, runner)
@@ -241,8 +258,15 @@ def run_locust(sc: Scenario, url: str, run_dir: Path, quiet: bool = False,
                 continue
             now = shape.get_run_time()
             span = plan.spans[-1]
-            line = progress_line(tick.step, tick.steps, tick.users, tick.phase, now - span.start,
-                                 tail.steps.get(tick.step), plan.time_left(now))
+            line = progress_line(
+                tick.step,
+                tick.steps,
+                tick.users,
+                tick.phase,
+                now - span.start,
+                tail.steps.get(tick.step),
+                plan.time_left(now),
+            )
             print(line, flush=True)
 
     printer = gevent.spawn(show) if not quiet else None
@@ -270,8 +294,19 @@ def run_locust(sc: Scenario, url: str, run_dir: Path, quiet: bool = False,
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"harness": harness.__version__, "python": platform.python_version()}
-    for name in ("locust", "gevent", "geventhttpclient", "numpy", "pandas", "pyarrow", "matplotlib", "psutil",
-                 "transformers", "tokenizers", "docker"):
+    for name in (
+        "locust",
+        "gevent",
+        "geventhttpclient",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "matplotlib",
+        "psutil",
+        "transformers",
+        "tokenizers",
+        "docker",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -282,10 +317,15 @@ def _versions() -> dict[str, str | None]:
 def _git() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
-                               timeout=5).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": commit or None, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -294,9 +334,14 @@ def _git() -> dict[str, Any]:
 def _machine() -> dict[str, Any]:
     import psutil
 
-    return {"hostname": socket.gethostname(), "platform": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-            "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
 
 
 def get_json(url: str, timeout: float = 10.0) -> Any:
@@ -312,8 +357,9 @@ def run_id_for(sc: Scenario) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness sweep",
-                                 description="Sweep user counts against TGI; write results/<run-id>/.")
+    ap = argparse.ArgumentParser(
+        prog="python -m harness sweep", description="Sweep user counts against TGI; write results/<run-id>/."
+    )
     ap.add_argument("--scenario", default=None, help="TOML file or a name in scenarios/ (default: built-ins)")
     ap.add_argument("--results-dir", default="results", help="parent directory of the run directory")
     ap.add_argument("--run-id", default=None, help="default: UTC time and scenario name")
@@ -326,11 +372,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit 3 when any step is flagged")
     add_override_arguments(ap)
     args = ap.parse_args(argv)
-    cli = {k: getattr(args, k) for k in ("name", "steps", "api", "tokenizer", "seed", "price_per_hour",
-                                         "timeout_s", "spawn_rate", "input_mean", "input_stddev", "output_mean",
-                                         "output_stddev", "warmup_s", "warmup_requests", "warmup_max_s",
-                                         "measure_s", "measure_requests", "measure_max_s", "url", "server",
-                                         "model", "image", "emulator_profile", "max_batch_size")}
+    cli = {
+        k: getattr(args, k)
+        for k in (
+            "name",
+            "steps",
+            "api",
+            "tokenizer",
+            "seed",
+            "price_per_hour",
+            "timeout_s",
+            "spawn_rate",
+            "input_mean",
+            "input_stddev",
+            "output_mean",
+            "output_stddev",
+            "warmup_s",
+            "warmup_requests",
+            "warmup_max_s",
+            "measure_s",
+            "measure_requests",
+            "measure_max_s",
+            "url",
+            "server",
+            "model",
+            "image",
+            "emulator_profile",
+            "max_batch_size",
+        )
+    }
     try:
         sc = load_scenario(find_scenario(args.scenario) if args.scenario else None, cli=cli)
     except ScenarioError as exc:
@@ -339,8 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen_url = args.url or os.environ.get("HARNESS_URL")
     chosen_server = args.server or os.environ.get("HARNESS_SERVER")
     if chosen_url and chosen_server:
-        print("error: give --url (a running server) or --server (a container to start), not both",
-              file=sys.stderr)
+        print(
+            "error: give --url (a running server) or --server (a container to start), not both",
+            file=sys.stderr,
+        )
         return 2
 
     run_id = args.run_id or run_id_for(sc)
@@ -350,8 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
-        "run_id": run_id, "created": dt.datetime.now(dt.UTC).isoformat(), "argv": sys.argv,
-        "scenario": sc.to_dict(), "versions": _versions(), "git": _git(), "machine": _machine(),
+        "run_id": run_id,
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "argv": sys.argv,
+        "scenario": sc.to_dict(),
+        "versions": _versions(),
+        "git": _git(),
+        "machine": _machine(),
     }
     server: dict[str, Any] = {}
     emulator = container = None
@@ -369,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("error: server settings: " + "; ".join(problems), file=sys.stderr)
                 return 2
             try:
-                container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=args.no_pull,
-                                          keep=args.keep_server).start()
+                container = ManagedServer(
+                    settings, run_id=run_id, results_dir=run_dir, no_pull=args.no_pull, keep=args.keep_server
+                ).start()
             except (ServerConfigError, RuntimeError, OSError) as exc:
                 print(f"error: server did not start: {exc}", file=sys.stderr)
                 return 1
@@ -390,8 +468,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting the emulator ({sc.server.emulator_profile}) ...", flush=True)
             emulator = EmulatorProcess(profile=sc.server.emulator_profile, args=extra).start()
             url = emulator.url
-            server = {"kind": "emulator", "url": url, "profile": sc.server.emulator_profile, "args": extra,
-                      "description": f"the emulator ({sc.server.emulator_profile})"}
+            server = {
+                "kind": "emulator",
+                "url": url,
+                "profile": sc.server.emulator_profile,
+                "args": extra,
+                "description": f"the emulator ({sc.server.emulator_profile})",
+            }
         server["info"] = get_json(url + "/info")
         manifest["server"] = server
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
@@ -399,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         shape = run_locust(sc, url, run_dir, quiet=args.quiet, progress_every=args.progress_every)
         steps = shape.steps_json()
         (run_dir / "steps.json").write_text(json.dumps(steps, indent=1))
-        manifest["client"] = [{"step": s["step"], "users": s["users"], **(s.get("client") or {})} for s in steps]
+        manifest["client"] = [
+            {"step": s["step"], "users": s["users"], **(s.get("client") or {})} for s in steps
+        ]
         if emulator is not None:
             server["emulator_stats"] = get_json(url + "/emulator/stats")
         if container is not None:

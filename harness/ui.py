@@ -11,11 +11,12 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from harness.scenario import ScenarioError, find_scenario, load_scenario
+from harness.scenario import ScenarioError, find_scenario, load_scenario, locust_args
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
@@ -37,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from harness.sweep import locust_args  # imports locust: only after argument errors are out of the way
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
+    signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
     records = Path(args.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
     emulator = None
     try:
@@ -51,9 +54,22 @@ def main(argv: list[str] | None = None) -> int:
             emulator = EmulatorProcess(profile=profile, args=shlex.split(args.emulator_args)).start()
             url = emulator.url
         extra = [a for a in args.locust_args if a != "--"]
-        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
-               "--web-host", "127.0.0.1", "--web-port", str(args.web_port),
-               *locust_args(sc, url, records, headless=False), "--loglevel", "INFO", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--class-picker",
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(args.web_port),
+            *locust_args(sc, url, records, headless=False),
+            "--loglevel",
+            "INFO",
+            *extra,
+        ]
         env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false"}
         print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records})", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))

@@ -16,7 +16,10 @@ must create its Environment with `events=locust.events`.
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +33,47 @@ from harness.records import Record, RecordWriter, worker_id
 from harness.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
+
+_FIELDS = tuple(f.name for f in fields(Record))
+_SLICE = 32  # records serialised between two yields to the hub
+
+
+def record_json(rec: Record) -> str:
+    """`Record.to_json` without `dataclasses.asdict` (which deep-copies every token stamp): the
+    same JSON, about 10x cheaper, which matters at 250 records/s on one core."""
+    return json.dumps({name: getattr(rec, name) for name in _FIELDS}, separators=(",", ":"))
+
+
+class SlicedRecordWriter(RecordWriter):
+    """A RecordWriter whose flush serialises `_SLICE` records at a time and yields to the gevent
+    hub in between, so a flush never holds up the greenlets stamping tokens for more than ~1 ms
+    (the plain writer serialises its whole half-second batch in one go)."""
+
+    def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        parts: list[str] = []
+        for i in range(0, len(batch), _SLICE):
+            if i:
+                _yield()
+            parts.append("".join(record_json(r) + "\n" for r in batch[i : i + _SLICE]))
+        with self._lock:
+            if self._fh is None:
+                self._pending[:0] = batch  # closed meanwhile: keep them for whoever reopens
+                return
+            if parts:
+                self._fh.write("".join(parts))
+                self.written += len(batch)
+            self._fh.flush()
+
+
+def _yield() -> None:
+    try:
+        from gevent import monkey, sleep
+
+        if monkey.is_module_patched("socket"):
+            sleep(0)
+    except ImportError:
+        pass
 
 
 class Shared:
@@ -59,7 +103,7 @@ class Shared:
             self.writer.close()
             self.writer = None
         if self.writer is None:
-            self.writer = RecordWriter(path).start()
+            self.writer = SlicedRecordWriter(path).start()
             self.records_path = path
         return self.writer
 
@@ -137,6 +181,9 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         shared.preparing = None
     _prepare(environment)
     shared.open_writer()
+    # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
+    # keeps the collector's full passes (which stop every greenlet) short during the test.
+    gc.freeze()
 
 
 @events.test_stop.add_listener

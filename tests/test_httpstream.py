@@ -371,3 +371,33 @@ def test_unread_body_does_not_leak_into_the_next_response(serve):
         lines = [ln for ln, _ in conn.request("POST", "/", b"").iter_lines() if ln]
     assert lines == [b'data:{"n":0}']  # a fresh connection, not the first body's bytes
     assert srv.connections == 2
+
+
+def test_gevent_path_is_taken_under_gevent(serve):
+    """Only meaningful in the gevent re-run below: Locust users read through the raw-socket path."""
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        pytest.skip("plain Python: the blocking path is tested above")
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    srv = serve(lambda sock, n, head, body: sock.sendall(ok) or True)
+    with Connection(srv.url, timeout=5) as conn:
+        resp = conn.request("GET", "/")
+        assert conn.gevent is not None and resp.read_all() == b"ok"
+
+
+def test_every_test_here_passes_under_gevent():
+    """The reader has a second path under gevent (wait on the watcher, raw recv, one deadline timer
+    per request): run this whole module again in a monkey-patched interpreter."""
+    import os
+    import sys
+
+    if "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("socket"):
+        pytest.skip("already the gevent run")
+    code = ("from gevent import monkey; monkey.patch_all(); import sys, pytest; "
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=str(Path(__file__).parent))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" in proc.stdout, proc.stdout[-500:]

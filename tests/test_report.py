@@ -114,8 +114,13 @@ def test_report_from_records(tmp_path: Path) -> None:
     ok = [r for r in mine if r["error_type"] is None]
     assert int(sixteen["ok"]) == len(ok) == 8 and int(sixteen["failed"]) == 10
     assert json.loads(sixteen["errors"]) == {"overloaded": 10}
-    arrived = sum(1 for r in raw if r["error_type"] is None for t in r["token_us"]
-                  if t2 <= r["wall_start"] + t / 1e6 < end)
+    arrived = sum(
+        1
+        for r in raw
+        if r["error_type"] is None
+        for t in r["token_us"]
+        if t2 <= r["wall_start"] + t / 1e6 < end
+    )
     assert arrived == 8 * 150 + 130 + 90  # the requests sent at +16 s and +18 s stream partly inside
     assert float(sixteen["throughput_tps"]) == pytest.approx(arrived / 30)
     assert float(sixteen["cost_per_million"]) == pytest.approx(0.76 / (arrived / 30 * 3600) * 1e6)

@@ -32,7 +32,7 @@ def test_shipped_scenarios_are_valid() -> None:
     assert seed.server.env["MAX_BATCH_SIZE"] == "8"
     default = load_scenario(ROOT / "scenarios" / "default.toml", environ={})
     assert default.users == [1, 2, 4, 8, 16]
-    assert all(s.measure.min_requests > 0 and s.measure.max_s <= 30 for s in default.steps)
+    assert sum(s.measure.max_s + s.warmup.max_s for s in default.steps) <= 160  # make bench ≤ 3 min
 
 
 def test_precedence_file_env_cli(tmp_path: Path) -> None:

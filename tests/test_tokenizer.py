@@ -19,7 +19,8 @@ def test_chat_template_counts_template_tokens():
     tok = load_tokenizer()
     messages = [{"role": "user", "content": "Hello there"}]
     text = tok.render_chat(messages)
-    assert text.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHello there<|eot_id|>")
+    head = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHello there<|eot_id|>"
+    assert text.startswith(head)
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     # BOS + 3 header tokens + "\n\n" + 2 content + eot + 3 header tokens + "\n\n" = 12
     assert tok.count_chat(messages) == 12

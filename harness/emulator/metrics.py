@@ -18,6 +18,7 @@ class Lateness:
         self.reset()
 
     def reset(self) -> None:
+        """Zero in place: the server's hot path holds a reference to this object."""
         self.bins = [0] * _NBINS
         self.count = 0
         self.over = 0
@@ -159,12 +160,17 @@ class Counters:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.lateness = Lateness()
         self.reset()
+
+    @property
+    def token_events(self) -> int:
+        """Every token event records its lateness exactly once: no separate per-event counter."""
+        return self.lateness.count
 
     def reset(self) -> None:
         self.since = time.monotonic()
-        self.lateness = Lateness()
-        self.token_events = 0
+        self.lateness.reset()
         self.requests_total = 0
         self.requests_failed = 0
         self.requests_ok = 0

@@ -1,24 +1,33 @@
 """HTTP/1.1 server speaking TGI's API, on a raw asyncio.Protocol (uvloop when available).
 
 Hot path design (one core must carry ~50,000 token events/s):
-- ONE timer for the whole server. Due tokens come from the engine model (step ends) and from a
-  heap of per-stream deadlines (exact clocks, delayed streams). Each tick releases everything due
-  and re-arms the timer for the earliest next deadline; no call_later per token.
+- ONE timer for the whole server: a CLOCK_MONOTONIC timerfd (µs resolution) watched by the loop.
+  uvloop's own timers have 1 ms resolution: a deadline < 0.5 ms away became call_soon, so under
+  load the loop spun through empty iterations (half a core at 768 streams). Each tick releases
+  everything due within EARLY_S and re-arms for the earliest next deadline; no call_later per token.
+- Due tokens come from the engine model (step ends), from FIFO "lanes" (one per inter-token
+  latency: a stream's next deadline is its last + itl, so a lane stays sorted and costs an append
+  and a popleft per token) and from a heap for the rest (first tokens, stalls, out-of-order).
 - Deadlines are absolute (monotonic clock); lateness = write time − deadline is recorded per event.
 - Token events are byte templates filled with cached per-token JSON fragments and written as one
-  chunked frame each (one transport.write per event).
+  chunked frame each (one transport.write, i.e. one send(2), per event: that syscall and the
+  loopback TCP delivery it triggers are most of the cost per event).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import heapq
 import json
 import math
+import os
 import random
 import socket
+import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +40,10 @@ from harness.emulator.profiles import Profile
 
 _monotonic = time.monotonic
 _heappush = heapq.heappush
+_write = os.write
 
-EARLY_S = 0.0003  # release a token up to this much before its deadline (timer granularity is 1 ms)
+EARLY_S = 0.0003  # a tick releases tokens due up to this much after it (batching: fewer wake-ups)
+MAX_LANES = 64  # distinct inter-token latencies with a FIFO lane; more go to the heap
 KEEPALIVE_S = 15.0  # axum's Sse KeepAlive default
 MAX_HEADER = 65536
 MAX_BODY = 64 * 1024 * 1024
@@ -75,7 +86,7 @@ class Gen:
         "app", "conn", "kind", "streaming", "tokens", "n", "finish_reason", "input_len", "max_new",
         "seed", "details", "include_usage", "fault", "exact", "t0", "delay", "sent", "closed", "sim",
         "arrival", "validation_s", "prefix", "created", "return_prefix", "last_write", "chars", "fast",
-        "encode", "ttft", "itl",
+        "encode", "ttft", "itl", "lane",
     )
 
     def __init__(self, app: App, conn: Conn, kind: str) -> None:
@@ -106,6 +117,7 @@ class Gen:
         self.fast = False
         self.encode: Any = None
         self.ttft = self.itl = 0.0
+        self.lane: deque | None = None
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -115,13 +127,26 @@ class Gen:
         if self.fast and i < self.n:
             # hot path: a streamed, fault-free, non-final token
             self.sent = i
+            data = self.encode(i, self.tokens[i - 1])
+            conn = self.conn
+            tr = conn.transport
             now = _monotonic()
-            self.conn.transport.write(self.encode(i, self.tokens[i - 1]))
+            if conn.fd >= 0 and not tr.get_write_buffer_size() and not tr.is_closing():
+                # the transport holds nothing: write(2) straight to the socket (what transport.write
+                # would do, minus its bookkeeping); any remainder or error goes through the transport
+                try:
+                    k = _write(conn.fd, data)
+                except (BlockingIOError, InterruptedError):
+                    k = 0
+                except OSError:
+                    k = -1
+                if k != len(data):
+                    tr.write(data[k:] if k > 0 else data)
+            else:
+                tr.write(data)
             self.last_write = now
             app = self.app
-            c = app.counters
-            c.token_events += 1
-            lat = c.lateness
+            lat = app.lat
             late = now - deadline
             k = int((late + 0.005) * 100000.0)
             if 0 <= k < 100000:
@@ -133,8 +158,13 @@ class Gen:
             else:
                 lat.add(late)
             if self.exact is not None:
-                app.seq += 1
-                _heappush(app.heap, (self.t0 + self.ttft + i * self.itl + self.delay, app.seq, self))
+                d = self.t0 + self.ttft + i * self.itl + self.delay
+                lane = self.lane
+                if lane is not None and (not lane or lane[-1][0] <= d):
+                    lane.append((d, self))
+                else:
+                    app.seq += 1
+                    _heappush(app.heap, (d, app.seq, self))
             return
         self._emit_slow(deadline, i)
 
@@ -157,9 +187,7 @@ class Gen:
                 data = self.encode(i, tid)
             self.conn.transport.write(data)
             self.last_write = now
-        c = app.counters
-        c.token_events += 1
-        c.lateness.add(now - deadline)
+        app.lat.add(now - deadline)
         if last:
             self.finish()
             return
@@ -196,6 +224,8 @@ class Gen:
         self.fast = self.streaming and self.fault is None
         if self.exact is not None:
             self.ttft, self.itl = self.exact
+            if self.fast:
+                self.lane = self.app.lane(self.itl)
 
     def _final_stream_bytes(self) -> bytes:
         app, table, i = self.app, self.app.table, self.n
@@ -315,6 +345,42 @@ class Gen:
         return wire.json_response(200, body, keep_alive=self.conn.keep_alive)
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerFd:
+    """A one-shot CLOCK_MONOTONIC timerfd armed at absolute time.monotonic() values (Linux)."""
+
+    def __init__(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise OSError("timerfd is Linux-only")
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd = fd
+        self._settime = libc.timerfd_settime
+        self._spec = _Itimerspec()
+        self._value = self._spec.it_value
+        self._ref = ctypes.byref(self._spec)
+
+    def set(self, at: float) -> None:
+        """Fire at monotonic time `at` (at once if it is past)."""
+        sec = int(at)
+        v = self._value
+        v.tv_sec = sec
+        v.tv_nsec = max(1, int((at - sec) * 1e9))  # 0/0 would disarm
+        self._settime(self.fd, 1, self._ref, None)  # TFD_TIMER_ABSTIME
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class App:
     """Server state: config, tokenizer tables, the engine model, the release heap and the timer."""
 
@@ -332,12 +398,19 @@ class App:
             self.table.content_json(tid)
             self.table.text_json(tid)
         self.heap: list = []
+        self.lanes: dict[float, deque] = {}
+        self.lane_list: list[deque] = []
         self.seq = 0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = math.inf
+        self.tfd: TimerFd | None = None
+        self.dbg_ticks = 0
+        from harness.emulator.metrics import Lateness
+        self.dbg_wake = Lateness()
         self.active: set[Gen] = set()
         self.conns: set[Conn] = set()
         self.counters = Counters()
+        self.lat = self.counters.lateness  # reset in place by Counters.reset
         self.metrics = TgiMetrics(p.max_input_tokens, p.max_total_tokens)
         self.rng = random.Random(cfg.seed)
         self.requests = 0
@@ -353,21 +426,60 @@ class App:
         if deadline < self.timer_at and not self.ticking:
             self.arm(deadline)
 
+    def lane(self, itl: float) -> deque | None:
+        lane = self.lanes.get(itl)
+        if lane is None and len(self.lanes) < MAX_LANES:
+            lane = self.lanes[itl] = deque()
+            self.lane_list.append(lane)
+        return lane
+
+    def start_timer(self) -> None:
+        """Use a timerfd when the platform has one (Linux); else the loop's (1 ms) timers."""
+        try:
+            self.tfd = TimerFd()
+            self.loop.add_reader(self.tfd.fd, self._on_timerfd)
+        except (OSError, AttributeError, NotImplementedError):
+            if self.tfd is not None:
+                self.tfd.close()
+            self.tfd = None
+
+    def stop_timer(self) -> None:
+        if self.tfd is not None:
+            self.loop.remove_reader(self.tfd.fd)
+            self.tfd.close()
+            self.tfd = None
+
+    def _on_timerfd(self) -> None:
+        try:
+            os.read(self.tfd.fd, 8)
+        except BlockingIOError:
+            pass
+        if self.timer_at <= _monotonic() + EARLY_S:
+            self.tick()
+
     def arm(self, at: float) -> None:
+        self.timer_at = at
+        if self.tfd is not None:
+            self.tfd.set(at)
+            return
         if self.timer is not None:
             self.timer.cancel()
-        self.timer_at = at
         self.timer = self.loop.call_later(max(0.0, at - time.monotonic()), self.tick)
 
     def rearm(self) -> None:
         nxt = self.heap[0][0] if self.heap else math.inf
+        for lane in self.lane_list:
+            if lane and lane[0][0] < nxt:
+                nxt = lane[0][0]
         eng = self.engine
         if eng is not None and eng.step is not None and eng.step.end < nxt:
             nxt = eng.step.end
-        if nxt < math.inf and (self.timer is None or nxt < self.timer_at):
+        if nxt < self.timer_at:
             self.arm(nxt)
 
     def tick(self) -> None:
+        self.dbg_ticks += 1
+        self.dbg_wake.add(_monotonic() - self.timer_at)
         self.timer = None
         self.timer_at = math.inf
         self.ticking = True
@@ -390,6 +502,12 @@ class App:
                 else:
                     g.emit(em.deadline)
             self._batch_metrics()
+        for lane in self.lane_list:
+            popleft = lane.popleft
+            while lane and lane[0][0] <= horizon:
+                d, g = popleft()
+                if not g.closed:
+                    g.emit(d)
         heap = self.heap
         while heap and heap[0][0] <= horizon:
             d, _, g = heapq.heappop(heap)
@@ -576,6 +694,7 @@ class App:
             "batch_size": eng.batch_size if eng else 0,
             "engine_prefills": eng.prefills if eng else 0,
             "engine_decodes": eng.decodes if eng else 0,
+            "dbg_ticks": self.dbg_ticks, "dbg_wake": self.dbg_wake.summary(),
         }
 
     def prometheus(self) -> str:
@@ -607,6 +726,7 @@ class Conn(asyncio.Protocol):
         self.keep_alive = True
         self.gen: Gen | None = None
         self.closed = False
+        self.fd = -1  # the socket's fd, for direct writes while the transport's buffer is empty
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -614,6 +734,7 @@ class Conn(asyncio.Protocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.fd = sock.fileno()
             except OSError:
                 pass
         self.app.conns.add(self)
@@ -721,6 +842,8 @@ class Conn(asyncio.Protocol):
         elif method == "POST":
             if path == "/emulator/reset":
                 app.counters.reset()
+                app.dbg_ticks = 0
+                app.dbg_wake.reset()
                 return self.send_json(200, app.stats())
             handler = {
                 "/generate": self.h_generate,
@@ -816,6 +939,7 @@ async def serve(cfg: ServerConfig, tokenizer: Any, ready: Any = None,
     sock = server.sockets[0]
     host, port = sock.getsockname()[:2]
     loop.call_later(min(1.0, cfg.keepalive_s / 4), app.keepalive)
+    app.start_timer()
     # The tokenizer/transformers heap is large and immortal: a full collection of it stalls the loop
     # for ~100+ ms (late tokens). Freeze it out of the GC and collect young objects less often.
     gc.collect()
@@ -825,6 +949,7 @@ async def serve(cfg: ServerConfig, tokenizer: Any, ready: Any = None,
         ready(host, port)
     stop = stop or asyncio.Event()
     await stop.wait()
+    app.stop_timer()
     server.close()
     for conn in list(app.conns):
         if conn.transport is not None:
