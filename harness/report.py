@@ -212,6 +212,12 @@ ROWS: list[tuple[str, str, Any]] = [
         lambda s: _f(s.m.throughput_tps, 2),
     ),
     (
+        "Throughput, completed requests (tokens/s)",
+        "output tokens of successful requests completed inside the window ÷ window length (lumpy when "
+        "a window holds few batches; the row above is the smoother, exact one)",
+        lambda s: _f(s.m.completed_throughput_tps, 2),
+    ),
+    (
         "Per-request output tokens/s p50",
         "per request output tokens ÷ E2E, p50 (llmperf's per-request throughput)",
         lambda s: _f(s.m.output_tps[50], 2),

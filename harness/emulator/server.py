@@ -40,9 +40,10 @@ from harness.emulator.profiles import Profile
 
 _monotonic = time.monotonic
 _heappush = heapq.heappush
-_write = os.write
 
 EARLY_S = 0.0003  # a tick releases tokens due up to this much after it (batching: fewer wake-ups)
+SPIN_S = 0.0001  # a deadline closer than this: re-poll the loop rather than program the timer
+TICK_BUDGET_S = 0.002  # longest run of releases before the loop gets a turn
 MAX_LANES = 64  # distinct inter-token latencies with a FIFO lane; more go to the heap
 KEEPALIVE_S = 15.0  # axum's Sse KeepAlive default
 MAX_HEADER = 65536
@@ -86,7 +87,7 @@ class Gen:
         "app", "conn", "kind", "streaming", "tokens", "n", "finish_reason", "input_len", "max_new",
         "seed", "details", "include_usage", "fault", "exact", "t0", "delay", "sent", "closed", "sim",
         "arrival", "validation_s", "prefix", "created", "return_prefix", "last_write", "chars", "fast",
-        "encode", "ttft", "itl", "lane",
+        "encode", "ttft", "itl", "lane", "base", "write",
     )
 
     def __init__(self, app: App, conn: Conn, kind: str) -> None:
@@ -118,6 +119,8 @@ class Gen:
         self.encode: Any = None
         self.ttft = self.itl = 0.0
         self.lane: deque | None = None
+        self.base = 0.0  # t0 + ttft: token i (1-based) is due at base + (i - 1) * itl (+ stalls)
+        self.write: Any = None
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -126,24 +129,11 @@ class Gen:
         i = self.sent + 1
         if self.fast and i < self.n:
             # hot path: a streamed, fault-free, non-final token
+            self.app.dbg_heap += 1
             self.sent = i
             data = self.encode(i, self.tokens[i - 1])
-            conn = self.conn
-            tr = conn.transport
             now = _monotonic()
-            if conn.fd >= 0 and not tr.get_write_buffer_size() and not tr.is_closing():
-                # the transport holds nothing: write(2) straight to the socket (what transport.write
-                # would do, minus its bookkeeping); any remainder or error goes through the transport
-                try:
-                    k = _write(conn.fd, data)
-                except (BlockingIOError, InterruptedError):
-                    k = 0
-                except OSError:
-                    k = -1
-                if k != len(data):
-                    tr.write(data[k:] if k > 0 else data)
-            else:
-                tr.write(data)
+            self.conn.transport.write(data)
             self.last_write = now
             app = self.app
             lat = app.lat
@@ -224,8 +214,10 @@ class Gen:
         self.fast = self.streaming and self.fault is None
         if self.exact is not None:
             self.ttft, self.itl = self.exact
+            self.base = self.t0 + self.ttft
             if self.fast:
                 self.lane = self.app.lane(self.itl)
+                self.write = self.conn.transport.write
 
     def _final_stream_bytes(self) -> bytes:
         app, table, i = self.app, self.app.table, self.n
@@ -404,7 +396,10 @@ class App:
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = math.inf
         self.tfd: TimerFd | None = None
+        self.tfd_at = math.inf  # when the timerfd is armed to fire
+        self.soon = False  # a tick is scheduled with call_soon
         self.dbg_ticks = 0
+        self.dbg_heap = 0
         from harness.emulator.metrics import Lateness
         self.dbg_wake = Lateness()
         self.active: set[Gen] = set()
@@ -452,21 +447,33 @@ class App:
     def _on_timerfd(self) -> None:
         try:
             os.read(self.tfd.fd, 8)
-        except BlockingIOError:
-            pass
-        if self.timer_at <= _monotonic() + EARLY_S:
-            self.tick()
+        except BlockingIOError:  # re-armed since it became readable
+            return
+        self.tfd_at = math.inf
+        self.tick()
+
+    def _on_soon(self) -> None:
+        self.soon = False
+        self.tick()
 
     def arm(self, at: float) -> None:
+        """Make sure a tick happens at `at`: a timerfd wake-up, or the next loop iteration if that is
+        close (programming a timer costs ~10 µs here, one already due ~40 µs: cheaper to re-poll)."""
         self.timer_at = at
         if self.tfd is not None:
-            self.tfd.set(at)
+            if at - _monotonic() <= SPIN_S:
+                if not self.soon:
+                    self.soon = True
+                    self.loop.call_soon(self._on_soon)
+            elif at != self.tfd_at:
+                self.tfd_at = at
+                self.tfd.set(at)
             return
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.loop.call_later(max(0.0, at - time.monotonic()), self.tick)
 
-    def rearm(self) -> None:
+    def next_deadline(self) -> float:
         nxt = self.heap[0][0] if self.heap else math.inf
         for lane in self.lane_list:
             if lane and lane[0][0] < nxt:
@@ -474,6 +481,10 @@ class App:
         eng = self.engine
         if eng is not None and eng.step is not None and eng.step.end < nxt:
             nxt = eng.step.end
+        return nxt
+
+    def rearm(self) -> None:
+        nxt = self.next_deadline()
         if nxt < self.timer_at:
             self.arm(nxt)
 
@@ -484,7 +495,14 @@ class App:
         self.timer_at = math.inf
         self.ticking = True
         try:
-            self._release()
+            # keep releasing while more is already due (a backlog), up to TICK_BUDGET_S: then the
+            # loop gets a turn (reads, accepts) before the next tick
+            budget_end = _monotonic() + TICK_BUDGET_S
+            while True:
+                self._release()
+                now = _monotonic()
+                if now >= budget_end or self.next_deadline() > now + EARLY_S:
+                    break
         finally:
             self.ticking = False
         self.rearm()
@@ -503,16 +521,67 @@ class App:
                     g.emit(em.deadline)
             self._batch_metrics()
         for lane in self.lane_list:
-            popleft = lane.popleft
-            while lane and lane[0][0] <= horizon:
-                d, g = popleft()
-                if not g.closed:
-                    g.emit(d)
+            if lane and lane[0][0] <= horizon:
+                self._release_lane(lane, horizon)
         heap = self.heap
         while heap and heap[0][0] <= horizon:
             d, _, g = heapq.heappop(heap)
             if not g.closed:
                 g.emit(d)
+
+    def _release_lane(self, lane: deque, horizon: float) -> None:
+        """Gen.emit's fast path, inlined: every stream in a lane is exact-clocked and fault-free.
+
+        Heap entries due before the lane's head go first: releasing in deadline order keeps the
+        next deadlines (+itl) appended in order, so streams leave the heap for the lane."""
+        popleft, append = lane.popleft, lane.append
+        heap = self.heap
+        lat = self.lat
+        bins = lat.bins
+        count, total, top = 0, 0.0, lat.max_s
+        try:
+            while lane:
+                d, g = lane[0]
+                if d > horizon:
+                    break
+                if heap and heap[0][0] < d:
+                    hd, _, hg = heapq.heappop(heap)
+                    if not hg.closed:
+                        hg.emit(hd)
+                    continue
+                popleft()
+                if g.closed:
+                    continue
+                i = g.sent + 1
+                if i >= g.n:
+                    g._emit_slow(d, i)  # the final event
+                    continue
+                g.sent = i
+                data = g.encode(i, g.tokens[i - 1])
+                now = _monotonic()
+                g.write(data)
+                g.last_write = now
+                late = now - d
+                k = int((late + 0.005) * 100000.0)
+                if 0 <= k < 100000:
+                    bins[k] += 1
+                    count += 1
+                    total += late
+                    if late > top:
+                        top = late
+                else:
+                    lat.add(late)
+                d = g.base + i * g.itl  # == t0 + ttft + i * itl + delay (0: no stalls here)
+                if not lane or lane[-1][0] <= d:
+                    append((d, g))
+                else:
+                    self.seq += 1
+                    _heappush(heap, (d, self.seq, g))
+        finally:
+            lat.count += count
+            lat.sum_s += total
+            if top > lat.max_s:
+                lat.max_s = top
 
     def _batch_metrics(self) -> None:
         eng = self.engine
@@ -694,7 +763,7 @@ class App:
             "batch_size": eng.batch_size if eng else 0,
             "engine_prefills": eng.prefills if eng else 0,
             "engine_decodes": eng.decodes if eng else 0,
-            "dbg_ticks": self.dbg_ticks, "dbg_wake": self.dbg_wake.summary(),
+            "dbg_ticks": self.dbg_ticks, "dbg_heap": self.dbg_heap, "dbg_wake": self.dbg_wake.summary(),
         }
 
     def prometheus(self) -> str:
@@ -726,7 +795,6 @@ class Conn(asyncio.Protocol):
         self.keep_alive = True
         self.gen: Gen | None = None
         self.closed = False
-        self.fd = -1  # the socket's fd, for direct writes while the transport's buffer is empty
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -734,7 +802,6 @@ class Conn(asyncio.Protocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self.fd = sock.fileno()
             except OSError:
                 pass
         self.app.conns.add(self)
@@ -843,6 +910,7 @@ class Conn(asyncio.Protocol):
             if path == "/emulator/reset":
                 app.counters.reset()
                 app.dbg_ticks = 0
+                app.dbg_heap = 0
                 app.dbg_wake.reset()
                 return self.send_json(200, app.stats())
             handler = {

@@ -121,6 +121,11 @@ def chat_error_body(message: str, status: int = 422) -> bytes:
 _GEN_TEMPLATE = b'%x\r\ndata:{"index":%d,"token":%b,"generated_text":null,"details":null}\n\n\r\n'
 _GEN_CONST = len(b'data:{"index":') + len(b',"token":') + len(b',"generated_text":null,"details":null}\n\n')
 _DIGITS = [len(str(k)) for k in range(10000)]
+# A non-final /generate_stream chunk is three cached pieces joined (~100 ns; the % template is ~275):
+#   b'<chunk size hex>\r\ndata:{"index":'  b'<index>'  b',"token":<token json>,...}\n\n\r\n'
+_GEN_HEAD = [b'%x\r\ndata:{"index":' % k for k in range(4096)]
+_INDEX = [b"%d" % k for k in range(10000)]
+_GEN_TAIL = b',"generated_text":null,"details":null}\n\n\r\n'
 
 
 class TokenTable:
@@ -132,7 +137,7 @@ class TokenTable:
         self._frag: dict[int, bytes] = {}
         self._text: dict[int, bytes] = {}
         self._content: dict[int, bytes] = {}
-        self._gen: dict[int, tuple[bytes, int]] = {}
+        self._gen: dict[int, tuple[int, bytes, bytes]] = {}
 
     def is_special(self, tid: int) -> bool:
         return tid in self._special
@@ -159,9 +164,13 @@ class TokenTable:
         entry = self._gen.get(tid)
         if entry is None:
             frag = self.token_json(tid)
-            entry = self._gen[tid] = (frag, len(frag) + _GEN_CONST)
-        frag, n = entry
-        return _GEN_TEMPLATE % (n + (_DIGITS[i] if i < 10000 else len(str(i))), i, frag)
+            entry = self._gen[tid] = (len(frag) + _GEN_CONST, b',"token":' + frag + _GEN_TAIL, frag)
+        n, tail, frag = entry
+        if i < 10000:
+            size = n + _DIGITS[i]
+            if size < 4096:
+                return b"".join((_GEN_HEAD[size], _INDEX[i], tail))
+        return _GEN_TEMPLATE % (n + len(str(i)), i, frag)
 
     def token_dict(self, tid: int) -> dict:
         return json.loads(self.token_json(tid))
