@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from harness.records import Record
 
 PERCENTILES = (50, 90, 99)
+CANCELLED = "cancelled"  # error_type of a request abandoned by the client (see harness.apis)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -179,11 +180,16 @@ def measured_records(records: Iterable[Record], step: int, window: Window) -> li
     measurement phase) and completed inside its measurement window, so each one ran its whole life
     at the step's user count. Requests in flight when the window closes count in no step's latency
     (they straddle a load change), only in throughput for the tokens that arrived inside a window.
+    Requests the client itself abandoned (`cancelled`: Locust stopped the user) are neither
+    successes nor server errors, so they count nowhere.
     """
     return [
         r
         for r in records
-        if r.step == step and r.phase in ("warmup", "measure") and window.contains(r.wall_end)
+        if r.step == step
+        and r.phase in ("warmup", "measure")
+        and r.error_type != CANCELLED
+        and window.contains(r.wall_end)
     ]
 
 

@@ -1,0 +1,16 @@
+"""A request the client abandoned is not a server error: it counts in no step."""
+
+from __future__ import annotations
+
+from harness.metrics import Window, errors_by_type, measured_records
+from tests.test_records import make_record
+
+
+def test_cancelled_requests_are_not_measured():
+    window = Window(1000.0, 1100.0)
+    ok = make_record(1, step=2, phase="measure")
+    failed = make_record(2, step=2, phase="measure", error_type="generation", token_us=())
+    cancelled = make_record(3, step=2, phase="measure", error_type="cancelled", token_us=())
+    counted = measured_records([ok, failed, cancelled], 2, window)
+    assert [r.request_id for r in counted] == ["r1", "r2"]
+    assert errors_by_type(counted) == {"generation": 1}
