@@ -83,11 +83,16 @@ def child(cfg: dict[str, Any]) -> None:
     ramp_end = time.time()
     gevent.sleep(cfg["warmup_s"])
     _post(url + "/emulator/reset")
-    w0, cpu0 = time.time(), monitor.cpu_seconds()
+    import psutil
+
+    me = psutil.Process()
+    w0, cpu0, t0 = time.time(), monitor.cpu_seconds(), me.cpu_times()
     gevent.sleep(cfg["window_s"])
-    w1, cpu1 = time.time(), monitor.cpu_seconds()
+    w1, cpu1, t1 = time.time(), monitor.cpu_seconds(), me.cpu_times()
     stats = _get(url + "/emulator/stats")
     health = summarize(monitor.lags, w0, w1, cpu0, cpu1)
+    health["cpu_user_percent"] = (t1.user - t0.user) / (w1 - w0) * 100
+    health["cpu_system_percent"] = (t1.system - t0.system) / (w1 - w0) * 100
     monitor.stop()
     runner.quit()
     users.shared.close()
@@ -185,6 +190,8 @@ def analyse(n: int, args: argparse.Namespace, request_s: float, res: dict, recs:
         "throughput_tok_s": tokens_in / window, "ideal_tok_s": ideal,
         "throughput_ratio": tokens_in / window / ideal,
         "client_cpu_percent": res["client"]["cpu_percent"],
+        "client_cpu_user_percent": res["client"].get("cpu_user_percent"),
+        "client_cpu_system_percent": res["client"].get("cpu_system_percent"),
         "client_sched_lag_p50_ms": res["client"]["sched_lag_p50_ms"],
         "client_sched_lag_p99_ms": res["client"]["sched_lag_p99_ms"],
         "window_s": window, "ramp_s": res["ramp_end"] - res["ramp_start"],
@@ -217,8 +224,9 @@ def markdown(rows: list[dict]) -> str:
         return "n/a" if v is None or v != v else f"{v:.{d}f}"
 
     lines = [
-        "| streams | TTFT p50 / p99 (ms) | Δ p50 / p99 | ITL p50 / p99 (ms) | Δ p50 / p99 | throughput / ideal "
-        "| client CPU | client lag p99 (ms) | server lateness p50 / p99 (ms) | verdict |",
+        "| streams | TTFT p50 / p99 (ms) | Δ p50 / p99 | ITL p50 / p99 (ms) | Δ p50 / p99 "
+        "| throughput / ideal | client CPU | client lag p99 (ms) | server lateness p50 / p99 (ms) "
+        "| verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -257,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     server_cpu = client_cpu = None
     if not args.no_pin and len(cpus) >= 2:
         server_cpu = args.server_cpu if args.server_cpu is not None else cpus[0]
-        client_cpu = args.client_cpu if args.client_cpu is not None else next(c for c in cpus if c != server_cpu)
+        others = [c for c in cpus if c != server_cpu]
+        client_cpu = args.client_cpu if args.client_cpu is not None else others[0]
     rows = []
     for n in args.streams:
         row = run_one(n, args, server_cpu, client_cpu)

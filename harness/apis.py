@@ -67,7 +67,7 @@ class Stream:
         toks = self.token_us
         openai = self.openai
         for line in lines:
-            if not line.startswith(b"data:"):
+            if not line or not line.startswith(b"data:"):
                 continue  # blank separator, ": keep-alive" comment, event:/id:/retry:
             off = 6 if line.startswith(b" ", 5) else 5
             if line.startswith(b'{"error"', off):
@@ -316,8 +316,7 @@ def run_request(
                 feed = stream.feed
                 transport: HttpError | None = None
                 try:
-                    for t, lines in resp.iter_line_batches():
-                        feed(t, lines)
+                    resp.pump_lines(feed)
                 except HttpError as exc:
                     transport = exc
                 out = stream.finish(resp.complete)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -243,7 +243,7 @@ class Response:
     __slots__ = (
         "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
         "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
-        "t_last", "_buf", "_eof", "_recv", "_gevent", "_timer", "_waiting", "_expired",
+        "t_last", "_buf", "_eof", "_recv", "_gevent", "_timer", "_waiting", "_expired", "_pump",
     )  # fmt: skip
 
     def __init__(self, conn: Connection, sock: socket.socket, t_send: float, deadline: float, method: str):
@@ -269,6 +269,7 @@ class Response:
         self._timer: Any = None  # gevent: the request's deadline timer, armed at the first recv
         self._waiting: Any = None  # gevent: the greenlet parked on the read watcher
         self._expired = False
+        self._pump: _Pump | None = None  # gevent: the callback reader, while pump_lines runs
 
     # -- low level -------------------------------------------------------------------------
     def _recv_blocking(self) -> bytes:
@@ -329,6 +330,9 @@ class Response:
     def _expire(self) -> None:
         """Deadline timer callback (in the hub)."""
         self._expired = True
+        if self._pump is not None:
+            self._pump.on_deadline()
+            return
         glet, self._waiting = self._waiting, None
         if glet is not None:
             glet.throw(ReadTimeout("read timed out"))
@@ -492,61 +496,46 @@ class Response:
             yield self.t_last, [pending.rstrip(b"\r")]
 
     def _chunked_line_batches(self) -> Iterator[tuple[float, list[bytes]]]:
-        """The hot path of a TGI stream: dechunk and split lines in one generator.
-
-        Fast case: the recv() brought exactly one whole chunk (one SSE event per chunk, as TGI
-        writes them) and no partial state is pending: one find, one int(), one slice.
-        """
-        raw, self._buf = self._buf, b""
+        """Dechunk and split lines in one generator (no nested ones)."""
+        dec = _ChunkedLines(self._buf)
+        self._buf = b""
         t = self.t_last
-        state = [0, False, False]  # need, crlf, trailers
-        pending = b""
         recv = self._recv
-        received = len(raw)
         try:
+            lines = dec.push(b"")
             while True:
-                n = len(raw)
-                payload = b""
-                done = False
-                if n and not (state[0] or state[1] or state[2]):
-                    eol = raw.find(b"\r\n")
-                    try:
-                        size = int(raw[:eol], 16) if eol > 0 else -1
-                    except ValueError:
-                        size = -1
-                    if size > 0 and eol + size + 4 == n and raw.endswith(b"\r\n"):
-                        payload = raw[eol + 2 : n - 2]
-                        pos = n
-                    else:
-                        payload, pos, done = _dechunk(raw, state)
-                else:
-                    payload, pos, done = _dechunk(raw, state)
-                if payload:
-                    data = pending + payload if pending else payload
-                    lines = data.split(b"\n")
-                    pending = lines.pop()
-                    if lines:
-                        if b"\r" in data:
-                            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
-                        yield t, lines
-                if done:
-                    self._buf = raw[pos:]
-                    self.bytes_received = received
+                if lines:
+                    yield t, lines
+                if dec.done:
+                    self._buf = dec.rest
+                    self.bytes_received = dec.received
                     self._finish()
                     break
-                raw = raw[pos:] if pos < n else b""
                 data = recv()
                 t = self.t_last
                 if not data:
-                    self.bytes_received = received
                     raise Truncated("connection closed before the end of the chunked body")
-                received += len(data)
-                raw = raw + data if raw else data
+                lines = dec.push(data)
         finally:
-            self.bytes_received = received
+            self.bytes_received = dec.received
             self._abandon()
-        if pending:
-            yield self.t_last, [pending.rstrip(b"\r")]
+        if dec.pending:
+            yield self.t_last, [dec.pending.rstrip(b"\r")]
+
+    def pump_lines(self, feed: Callable[[float, list[bytes]], object]) -> None:
+        """Read the body to its end, calling `feed(stamp, lines)` per recv() like
+        `iter_line_batches` yields them; raises what iterating would raise.
+
+        Under gevent a chunked body is read by a callback on the socket's read watcher, inside
+        the hub: recv(), stamp, dechunk, split and `feed` run there, with no greenlet switch or
+        generator per token (the caller's greenlet sleeps until the body ends). Elsewhere it is
+        the generator loop. `feed` must be quick and must not block.
+        """
+        if self._gevent is None or not self.chunked:
+            for t, lines in self.iter_line_batches():
+                feed(t, lines)
+            return
+        _Pump(self, feed).run()
 
     def iter_lines(self) -> Iterator[tuple[bytes, float]]:
         """Convenience form of `iter_line_batches`: one (line, stamp) per line."""
@@ -618,3 +607,152 @@ def _dechunk(raw: bytes, state: list) -> tuple[bytes, int, bool]:
     state[0], state[1], state[2] = need, crlf, trailers
     payload = out[0] if len(out) == 1 else b"".join(out)
     return payload, pos, done
+
+
+class _ChunkedLines:
+    """Incremental decoder of a chunked body into lines: `push(data)` returns the lines the data
+    completed (without `\n`/`\r\n`). `done` once the terminating chunk and trailers were seen;
+    `rest` is what followed the body, `pending` an unterminated last line, `received` the wire bytes.
+
+    Fast case: the data is exactly one whole chunk (TGI writes one SSE event per chunk) and no
+    partial state is pending: one find, one int(), one slice.
+    """
+
+    __slots__ = ("raw", "state", "pending", "done", "rest", "received")
+
+    def __init__(self, initial: bytes = b"") -> None:
+        self.raw = initial
+        self.state = [0, False, False]  # need, crlf, trailers (see _dechunk)
+        self.pending = b""
+        self.done = False
+        self.rest = b""
+        self.received = len(initial)
+
+    def push(self, data: bytes) -> list[bytes] | None:
+        self.received += len(data)
+        raw = self.raw + data if self.raw else data
+        n = len(raw)
+        state = self.state
+        payload = None
+        if n and not (state[0] or state[1] or state[2]):
+            eol = raw.find(b"\r\n")
+            try:
+                size = int(raw[:eol], 16) if eol > 0 else -1
+            except ValueError:
+                size = -1
+            if size > 0 and eol + size + 4 == n and raw.endswith(b"\r\n"):
+                payload = raw[eol + 2 : n - 2]
+                self.raw = b""
+        if payload is None:
+            payload, pos, done = _dechunk(raw, state)
+            self.raw = raw[pos:] if pos < n else b""
+            if done:
+                self.done = True
+                self.rest, self.raw = self.raw, b""
+        if not payload:
+            return None
+        pending = self.pending
+        data = pending + payload if pending else payload
+        lines = data.split(b"\n")
+        self.pending = lines.pop()
+        if not lines:
+            return None
+        if b"\r" in data:
+            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+        return lines
+
+
+class _Pump:
+    """`Response.pump_lines` under gevent: a read-watcher callback that runs in the hub.
+
+    The waiting greenlet is woken once, at the end of the body, by the deadline, or by an error
+    (raised there). `throw` is what gevent calls when another greenlet closes the socket.
+    """
+
+    __slots__ = ("resp", "feed", "dec", "waiter", "error", "finished", "raw", "event")
+
+    def __init__(self, resp: Response, feed: Callable[[float, list[bytes]], object]) -> None:
+        self.resp = resp
+        self.feed = feed
+        self.dec = _ChunkedLines(resp._buf)
+        resp._buf = b""
+        self.waiter: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.raw, self.event, _ = resp._gevent
+
+    def run(self) -> None:
+        from gevent.hub import Waiter
+
+        resp, dec = self.resp, self.dec
+        raw, event, hub = resp._gevent
+        try:
+            lines = dec.push(b"")
+            if lines:
+                self.feed(resp.t_last, lines)
+            if not dec.done:
+                remaining = resp.deadline - _perf()
+                if remaining <= 0 or resp._expired:
+                    raise ReadTimeout("request deadline passed")
+                if resp._timer is None:  # normally armed by the head's recv()
+                    resp._timer = hub.loop.timer(remaining, ref=False)
+                    resp._timer.start(resp._expire)
+                self.waiter = Waiter(hub)
+                resp._pump = self
+                event.start(self.on_readable)
+                try:
+                    self.waiter.get()
+                finally:
+                    event.stop()
+                    resp._pump = None
+                if self.error is not None:
+                    raise self.error
+            resp.bytes_received = dec.received
+            resp._buf = dec.rest
+            resp._finish()
+        finally:
+            resp.bytes_received = dec.received
+            resp._abandon()
+        if dec.pending:
+            self.feed(resp.t_last, [dec.pending.rstrip(b"\r")])
+
+    def on_readable(self) -> None:
+        if self.finished:
+            return
+        try:
+            data = self.raw.recv(_RECV)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._end(Truncated(f"connection error while reading: {exc}"))
+            return
+        t = self.resp.t_last = _perf()
+        if not data:
+            self.resp._eof = True
+            self._end(Truncated("connection closed before the end of the chunked body"))
+            return
+        try:
+            lines = self.dec.push(data)
+            if lines:
+                self.feed(t, lines)
+        except BaseException as exc:  # noqa: BLE001 - raised in the reading greenlet instead
+            self._end(exc)
+            return
+        if self.dec.done:
+            self._end(None)
+
+    def on_deadline(self) -> None:
+        self._end(ReadTimeout("read timed out"))
+
+    def throw(self, exc: BaseException, *_args: object) -> None:
+        """gevent's cancel_wait: the socket was closed by another greenlet."""
+        self._end(Truncated(f"connection closed while reading: {exc}"))
+
+    def _end(self, error: BaseException | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.error = error
+        self.event.stop()
+        if self.waiter is not None:
+            self.waiter.switch(None)

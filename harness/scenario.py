@@ -11,10 +11,20 @@ completed successfully during the phase. So "60 s" is ``min_s = max_s = 60``; "2
 least 30 s, at most 5 min" is ``min_requests = 20, min_s = 30, max_s = 300``. When ``max_s`` is
 omitted it is ``min_s`` (no request target) or ``min_s + timeout_s`` (with one), so a dead server
 never hangs the sweep.
+
+Step rule (``[steps] restart``, ``--restart-users/--no-restart-users``, ``HARNESS_RESTART_USERS``):
+with ``restart = true`` every step starts all of its users together: at the step boundary the
+runner first stops every user of the previous step (their in-flight requests are cancelled; they
+were sent in the previous step and count in no step), then starts the step's N users at once
+(spawn rate raised to at least N). Each step is then independent of the previous one's leftovers,
+as llmperf's per-concurrency runs are, and keeps constant concurrency within the step. With
+``restart = false`` (the built-in default) a step only adds or removes users at ``spawn_rate``
+per second, so the previous step's users keep their phase.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 import os
@@ -102,6 +112,7 @@ class Scenario:
     price_per_hour: float | None = None
     timeout_s: float = 600.0
     spawn_rate: float = 100.0  # users started per second when a step ramps up
+    restart_users: bool = False  # [steps] restart: stop all users at each step boundary, start N at once
     tokens: Tokens = field(default_factory=Tokens)
     steps: tuple[StepSpec, ...] = ()
     server: Server = field(default_factory=Server)
@@ -123,6 +134,19 @@ class Scenario:
 # --- overrides shared by environment and command line ----------------------------------------
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ScenarioError(f"expected true or false, got {text!r}")
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in str(text).replace(" ", "").split(",") if x]
@@ -136,6 +160,7 @@ class Override:
     path: str  # dotted key in the scenario dict
     parse: Callable[[str], Any]
     help: str
+    flag: bool = False  # a switch: --name / --no-name on the command line, true/false/1/0 in the env
 
 
 OVERRIDES: tuple[Override, ...] = (
@@ -147,6 +172,13 @@ OVERRIDES: tuple[Override, ...] = (
     Override("price_per_hour", "price_per_hour", float, "instance price in $/h (for cost per 1M tokens)"),
     Override("timeout_s", "timeout_s", float, "per-request timeout in seconds"),
     Override("spawn_rate", "spawn_rate", float, "users started per second when ramping"),
+    Override(
+        "restart_users",
+        "steps.restart",
+        _bool,
+        "stop all users at each step boundary and start the step's users together",
+        flag=True,
+    ),
     Override("input_mean", "tokens.input_mean", int, "mean input tokens"),
     Override("input_stddev", "tokens.input_stddev", int, "stddev of input tokens"),
     Override("output_mean", "tokens.output_mean", int, "mean max_new_tokens"),
@@ -179,9 +211,16 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def add_override_arguments(parser: Any) -> None:
-    """Add every override as `--name` to an argparse parser (dest = the override name)."""
+    """Add every override as `--name` to an argparse parser (dest = the override name); switches
+    as `--name/--no-name` (None when neither is given, so lower layers apply)."""
     for o in OVERRIDES:
-        parser.add_argument("--" + o.name.replace("_", "-"), dest=o.name, default=None, help=o.help)
+        flag = "--" + o.name.replace("_", "-")
+        if o.flag:
+            parser.add_argument(
+                flag, dest=o.name, default=None, action=argparse.BooleanOptionalAction, help=o.help
+            )
+        else:
+            parser.add_argument(flag, dest=o.name, default=None, help=o.help)
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -249,12 +288,18 @@ def load_scenario(
     cli = {k: v for k, v in (cli or {}).items() if v is not None}
     if cli:
         data = apply_overrides(data, cli, "command line")
-        sources.append("cli: " + ", ".join("--" + k.replace("_", "-") for k in cli))
+        sources.append("cli: " + ", ".join(_cli_flag(k, v) for k, v in cli.items()))
     where = str(path) if path else "scenario"
     try:
         return _build(data, "; ".join(sources))
     except ScenarioError as exc:
         raise ScenarioError(f"{where}: {exc}") from None
+
+
+def _cli_flag(name: str, value: Any) -> str:
+    flag = name.replace("_", "-")
+    o = _BY_NAME.get(name)
+    return f"--{'no-' if o is not None and o.flag and value is False else ''}{flag}"
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -348,7 +393,10 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
     steps_in = data.get("steps", {})
     if not isinstance(steps_in, Mapping):
         raise ScenarioError("steps must be a table with users = [...], warmup = {...}, measure = {...}")
-    _check_keys(steps_in, ("users", "warmup", "measure"), "steps.")
+    _check_keys(steps_in, ("users", "warmup", "measure", "restart"), "steps.")
+    restart = steps_in.get("restart", d.restart_users)
+    if not isinstance(restart, bool):
+        raise ScenarioError(f"steps.restart must be true or false, got {restart!r}")
     warm_base = steps_in.get("warmup", {"min_s": 10.0})
     meas_base = steps_in.get("measure", {"min_s": 60.0})
     for key, base in (("warmup", warm_base), ("measure", meas_base)):
@@ -451,6 +499,7 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
         price_per_hour=price,
         timeout_s=timeout_s,
         spawn_rate=_num(data.get("spawn_rate", d.spawn_rate), "spawn_rate", positive=True),
+        restart_users=restart,
         tokens=tokens,
         steps=tuple(steps),
         server=server,
@@ -465,7 +514,9 @@ def scenario_from_json(data: Mapping[str, Any]) -> Scenario:
     source = data.pop("source", "")
     steps = data.pop("steps", [])
     data["steps"] = {
-        "users": [{"users": s["users"], "warmup": s["warmup"], "measure": s["measure"]} for s in steps] or [1]
+        "users": [{"users": s["users"], "warmup": s["warmup"], "measure": s["measure"]} for s in steps]
+        or [1],
+        "restart": data.pop("restart_users", False),
     }
     return _build(data, source)
 

@@ -6,6 +6,14 @@ default the emulator in a subprocess (`server.emulator_profile`, ephemeral port)
 The Locust rim of the sweep: `PlanShape` adapts the pure `harness.shape.SweepPlan` to Locust's
 LoadTestShape, tags records through `harness.runstate` (and broadcasts the tag to workers in
 master/worker mode), and keeps each phase's wall-clock span and the client's CPU for steps.json.
+
+Step rule with the scenario's `[steps] restart = true` (`--restart-users`): at each step boundary
+the shape first returns 0 users, so the runner (or, distributed, every worker) kills all users of
+the previous step — their in-flight requests end as "cancelled" records that count in no step —
+and at its next poll (~1 s later, once the runner reports no users) returns the step's N users at
+a spawn rate of at least N, so all N start together and send their first requests at once. Those
+first requests are tagged "warmup" (not "ramp"), so they count in distributed runs too, where
+workers start sending before the master hears that spawning is complete.
 Everything after the run — summary.md/csv, parquet, report.html — is `harness.report` on the files.
 """
 
@@ -38,6 +46,7 @@ import harness
 from harness import runstate
 from harness.clientload import ClientMonitor, summarize
 from harness.scenario import (
+    OVERRIDES,
     Scenario,
     ScenarioError,
     add_override_arguments,
@@ -81,10 +90,15 @@ class PlanShape(LoadTestShape):
         return total.num_requests - total.num_failures
 
     def tick(self) -> tuple[int, float] | None:
-        return self._advance(spawned=False)
+        current = self.plan.current() if self.plan else None
+        # A stop phase is over once the runner has no users left (the master counts its workers').
+        stopped = current is not None and current.phase == "stop" and self.runner.user_count == 0
+        return self._advance(spawned=stopped)
 
     def _on_spawned(self, user_count: int, **_kw: Any) -> None:
-        """Locust finished starting this step's users: the ramp is over now, not at the next tick."""
+        """Locust finished starting this step's users: the ramp is over now, not at the next tick.
+        (The 0 users of a stop phase are checked at the next poll instead: users must be started by
+        the shape worker, so ending the stop here would only open the ramp before the spawn.)"""
         current = self.plan.current() if self.plan else None
         if current is not None and current.phase == "ramp" and user_count == current.users:
             self._advance(spawned=True)
@@ -108,7 +122,7 @@ class PlanShape(LoadTestShape):
             last = self.plan.spans[-1]
             self._tag(last.step, last.users, "done")
             return None
-        self._tag(tick.step, tick.users, tick.phase)
+        self._tag(tick.step, tick.step_users, tick.tag)
         return tick.users, tick.spawn_rate
 
     def _tag(self, step: int, users: int, phase: str) -> None:
@@ -174,7 +188,7 @@ class SweepShape(PlanShape):
         if self.scenario is None:
             path = os.environ.get("HARNESS_SCENARIO") or str(DEFAULT_SCENARIO)
             self.scenario = load_scenario(find_scenario(path))
-        return SweepPlan(self.scenario.steps, self.scenario.spawn_rate)
+        return SweepPlan(self.scenario.steps, self.scenario.spawn_rate, restart=self.scenario.restart_users)
 
 
 class FixedUsersShape(PlanShape):
@@ -372,35 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit 3 when any step is flagged")
     add_override_arguments(ap)
     args = ap.parse_args(argv)
-    cli = {
-        k: getattr(args, k)
-        for k in (
-            "name",
-            "steps",
-            "api",
-            "tokenizer",
-            "seed",
-            "price_per_hour",
-            "timeout_s",
-            "spawn_rate",
-            "input_mean",
-            "input_stddev",
-            "output_mean",
-            "output_stddev",
-            "warmup_s",
-            "warmup_requests",
-            "warmup_max_s",
-            "measure_s",
-            "measure_requests",
-            "measure_max_s",
-            "url",
-            "server",
-            "model",
-            "image",
-            "emulator_profile",
-            "max_batch_size",
-        )
-    }
+    cli = {o.name: getattr(args, o.name) for o in OVERRIDES}
     try:
         sc = load_scenario(find_scenario(args.scenario) if args.scenario else None, cli=cli)
     except ScenarioError as exc:

@@ -50,19 +50,18 @@ class SlicedRecordWriter(RecordWriter):
     (the plain writer serialises its whole half-second batch in one go)."""
 
     def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        parts: list[str] = []
-        for i in range(0, len(batch), _SLICE):
-            if i:
-                _yield()
-            parts.append("".join(record_json(r) + "\n" for r in batch[i : i + _SLICE]))
+        # The lock is held across the yields (gevent's, under Locust): close() waits for a flush
+        # in progress instead of closing the file under it, so no record is dropped.
         with self._lock:
             if self._fh is None:
-                self._pending[:0] = batch  # closed meanwhile: keep them for whoever reopens
                 return
-            if parts:
-                self._fh.write("".join(parts))
-                self.written += len(batch)
+            batch, self._pending = self._pending, []
+            for i in range(0, len(batch), _SLICE):
+                if i:
+                    _yield()
+                part = batch[i : i + _SLICE]
+                self._fh.write("".join(record_json(r) + "\n" for r in part))
+                self.written += len(part)
             self._fh.flush()
 
 
@@ -71,7 +70,7 @@ def _yield() -> None:
         from gevent import monkey, sleep
 
         if monkey.is_module_patched("socket"):
-            sleep(0)
+            sleep(0.0002)  # a timer, so the loop polls sockets; gevent's sleep(0) may not
     except ImportError:
         pass
 

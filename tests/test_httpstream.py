@@ -388,14 +388,16 @@ def test_gevent_path_is_taken_under_gevent(serve):
 
 def test_every_test_here_passes_under_gevent():
     """The reader has a second path under gevent (wait on the watcher, raw recv, one deadline timer
-    per request): run this whole module again in a monkey-patched interpreter."""
+    per request, and pump_lines' read callback in the hub): run this module and test_apis (which
+    drives run_request, hence pump_lines) again in a monkey-patched interpreter."""
     import os
     import sys
 
     if "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("socket"):
         pytest.skip("already the gevent run")
+    apis_tests = Path(__file__).with_name("test_apis.py")
     code = ("from gevent import monkey; monkey.patch_all(); import sys, pytest; "
-            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}]))")
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}, {str(apis_tests)!r}]))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
                           cwd=str(Path(__file__).parent))

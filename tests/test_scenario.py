@@ -33,6 +33,29 @@ def test_shipped_scenarios_are_valid() -> None:
     default = load_scenario(ROOT / "scenarios" / "default.toml", environ={})
     assert default.users == [1, 2, 4, 8, 16]
     assert sum(s.measure.max_s + s.warmup.max_s for s in default.steps) <= 160  # make bench ≤ 3 min
+    assert seed.restart_users and default.restart_users  # each step starts its users together
+
+
+def test_restart_users_switch_file_env_cli(tmp_path: Path) -> None:
+    import argparse
+
+    from harness.scenario import add_override_arguments
+
+    assert load_scenario(None, environ={}).restart_users is False  # built-in: add users to running ones
+    p = write(tmp_path, "[steps]\nusers = [1, 2]\nrestart = true\n")
+    assert load_scenario(p, environ={}).restart_users is True
+    assert load_scenario(p, environ={"HARNESS_RESTART_USERS": "0"}).restart_users is False
+    assert load_scenario(None, environ={"HARNESS_RESTART_USERS": "yes"}).restart_users is True
+    ap = argparse.ArgumentParser()
+    add_override_arguments(ap)
+    assert ap.parse_args([]).restart_users is None  # neither flag: lower layers decide
+    cli_off = vars(ap.parse_args(["--no-restart-users"]))
+    s = load_scenario(p, cli=cli_off, environ={"HARNESS_RESTART_USERS": "true"})
+    assert s.restart_users is False and "--no-restart-users" in s.source  # cli beats env beats file
+    cli_on = vars(ap.parse_args(["--restart-users"]))
+    assert load_scenario(None, cli=cli_on, environ={}).restart_users is True
+    assert scenario_from_json(s.to_dict()).restart_users is False
+    assert scenario_from_json(load_scenario(p, environ={}).to_dict()).restart_users is True
 
 
 def test_precedence_file_env_cli(tmp_path: Path) -> None:
@@ -83,6 +106,8 @@ warmup = { min_s = 5 }
         ("", {"steps": "1,x"}, "command line: steps: expected comma-separated integers"),
         ("", {"seed": "abc"}, "command line: seed: invalid value 'abc'"),
         ("", {"url": "localhost:80"}, "server.url must start with http://"),
+        ("[steps]\nrestart = 'yes'\n", {}, "steps.restart must be true or false"),
+        ("", {"restart_users": "maybe"}, "command line: restart_users: expected true or false"),
         ("x = [", {}, "invalid TOML"),
     ],
 )
@@ -104,3 +129,4 @@ def test_roundtrip_through_manifest_json() -> None:
     again = scenario_from_json(s.to_dict())
     assert isinstance(again, Scenario)
     assert again.steps == s.steps and again.tokens == s.tokens and again.server == s.server
+    assert again.restart_users == s.restart_users

@@ -110,3 +110,72 @@ def test_fixed_plan_runs_until_stopped() -> None:
 def test_rejects_empty() -> None:
     with pytest.raises(ValueError):
         SweepPlan([], 1.0)
+
+
+def test_restart_stops_every_user_then_starts_the_step_at_once() -> None:
+    plan = SweepPlan(
+        [step(1, warm=0, measure=(5, 5, 0)), step(4, warm=0, measure=(5, 5, 0))], 1.0, restart=True
+    )
+    t0 = plan.tick(0.0, 0)
+    assert (t0.step, t0.users, t0.phase) == (0, 1, "ramp")  # the first step has nothing to stop
+    assert t0.spawn_rate == 1.0 and t0.tag == "warmup"  # ≥ users: one user at 1/s starts at once
+    assert plan.tick(0.5, 0, spawned=True).phase == "measure"
+    # the window closes: the next step begins with 0 users, whatever the runner reports on this tick
+    tick = plan.tick(6.0, 3, spawned=True)
+    assert (tick.step, tick.users, tick.phase, tick.step_users, tick.tag) == (1, 0, "stop", 4, "stop")
+    assert plan.tick(6.5, 3).phase == "stop"  # users still running: stay
+    tick = plan.tick(7.0, 3, spawned=True)  # the runner has no users left
+    assert (tick.step, tick.users, tick.phase) == (1, 4, "ramp")
+    assert tick.spawn_rate == 4.0  # raised to the step's users: all four start together
+    assert tick.tag == "warmup"  # a one-shot start runs at full concurrency: its requests count
+    assert plan.ramp_s(1) == pytest.approx(1.0)  # from 0, not from the previous step's 1
+    assert plan.tick(7.2, 3, spawned=True).phase == "measure"
+    assert plan.tick(12.5, 9) is None
+    phases = [(s.step, s.phase, s.start, s.end) for s in plan.spans]
+    assert phases == [
+        (0, "ramp", 0.0, 0.5),
+        (0, "warmup", 0.5, 0.5),
+        (0, "measure", 0.5, 6.0),
+        (1, "stop", 6.0, 7.0),
+        (1, "ramp", 7.0, 7.2),
+        (1, "warmup", 7.2, 7.2),
+        (1, "measure", 7.2, 12.5),
+    ]
+
+
+def test_restart_stop_phase_has_a_cap_and_is_always_seen() -> None:
+    plan = SweepPlan(
+        [step(2, warm=0, measure=(1, 1, 0)), step(2, warm=0, measure=(1, 1, 0))],
+        100.0,
+        restart=True,
+        stop_max_s=0.0,
+    )
+    plan.tick(0.0, 0)
+    plan.tick(0.1, 0)
+    tick = plan.tick(1.5, 0)
+    assert (tick.users, tick.phase) == (0, "stop")  # returned once even with a zero cap
+    assert plan.tick(1.6, 0).phase == "ramp"  # then over by the cap alone
+    capped = SweepPlan([step(1, warm=0, measure=(1, 1, 0)), step(2)], 100.0, restart=True, stop_max_s=5)
+    capped.tick(0.0, 0)
+    capped.tick(0.1, 0)
+    assert capped.tick(1.5, 0).phase == "stop"
+    assert capped.tick(6.0, 0).phase == "stop"  # never confirmed
+    assert capped.tick(6.5, 0).phase == "ramp"  # 5 s later
+
+
+def test_without_restart_users_are_added_to_the_running_ones() -> None:
+    plan = SweepPlan([step(1, warm=0, measure=(1, 1, 0)), step(4, warm=0)], 1.0)
+    plan.tick(0.0, 0)
+    plan.tick(1.0, 0)
+    tick = plan.tick(2.0, 0, spawned=True)
+    assert (tick.step, tick.users, tick.phase, tick.spawn_rate, tick.tag) == (1, 4, "ramp", 1.0, "ramp")
+    assert plan.ramp_s(1) == 3.0 and all(s.phase != "stop" for s in plan.spans)
+
+
+def test_time_left_counts_the_stops() -> None:
+    plan = SweepPlan(
+        [step(1, warm=0, measure=(10, 10, 0)), step(2, warm=0, measure=(10, 10, 0))], 100.0, restart=True
+    )
+    lo, hi = plan.time_left(0.0)
+    assert lo == pytest.approx(0.01 + 10 + 0 + 0.02 + 10)  # a stop may take no time at all
+    assert hi == pytest.approx(0.01 + 10 + 1 + 0.02 + 10)  # or one runner poll

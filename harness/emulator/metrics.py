@@ -176,3 +176,4 @@ class Counters:
         self.requests_ok = 0
         self.rejected_overloaded = 0
         self.peak_active_streams = 0
+        self.busy_s = 0.0

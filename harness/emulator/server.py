@@ -1,17 +1,22 @@
 """HTTP/1.1 server speaking TGI's API, on a raw asyncio.Protocol (uvloop when available).
 
 Hot path design (one core must carry ~50,000 token events/s):
-- ONE timer for the whole server: a CLOCK_MONOTONIC timerfd (µs resolution) watched by the loop.
-  uvloop's own timers have 1 ms resolution: a deadline < 0.5 ms away became call_soon, so under
-  load the loop spun through empty iterations (half a core at 768 streams). Each tick releases
-  everything due within EARLY_S and re-arms for the earliest next deadline; no call_later per token.
+- ONE timer for the whole server, no call_later per token. Each tick releases everything due
+  within EARLY_S, keeps releasing while more is already due (up to TICK_BUDGET_S, then the loop
+  gets a turn), and re-arms for the earliest next deadline: if that is < SPIN_S away, by
+  re-polling the loop (call_soon); else on a CLOCK_MONOTONIC timerfd (µs resolution; uvloop's
+  timers have 1 ms). In this VM programming a timer costs ~10 µs and one already due ~40 µs,
+  and waking from idle adds latency: re-polling is cheaper and tighter for short gaps.
 - Due tokens come from the engine model (step ends), from FIFO "lanes" (one per inter-token
   latency: a stream's next deadline is its last + itl, so a lane stays sorted and costs an append
-  and a popleft per token) and from a heap for the rest (first tokens, stalls, out-of-order).
-- Deadlines are absolute (monotonic clock); lateness = write time − deadline is recorded per event.
-- Token events are byte templates filled with cached per-token JSON fragments and written as one
-  chunked frame each (one transport.write, i.e. one send(2), per event: that syscall and the
-  loopback TCP delivery it triggers are most of the cost per event).
+  and a popleft per token) and from a heap for the rest (first tokens, stalls, faults). Heap
+  entries due before a lane's head are released first, so streams move from the heap to a lane.
+- Deadlines are absolute (monotonic clock); lateness = write time − deadline is recorded per event
+  (stamped just before the write); token_events is the lateness sample count.
+- Token events are cached byte pieces joined and written as one chunked frame each: one
+  transport.write, i.e. one send(2), per event. That syscall and the loopback TCP delivery it
+  runs (softirq, waking the reader) are most of the cost per event: ~7-8 µs of the ~13 µs at
+  1024 streams (see bench/emulator_capacity.py --floor).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ _monotonic = time.monotonic
 _heappush = heapq.heappush
 
 EARLY_S = 0.0003  # a tick releases tokens due up to this much after it (batching: fewer wake-ups)
-SPIN_S = 0.0001  # a deadline closer than this: re-poll the loop rather than program the timer
+SPIN_S = 0.0005  # a deadline closer than this: re-poll the loop rather than sleep on the timerfd
 TICK_BUDGET_S = 0.002  # longest run of releases before the loop gets a turn
 MAX_LANES = 64  # distinct inter-token latencies with a FIFO lane; more go to the heap
 KEEPALIVE_S = 15.0  # axum's Sse KeepAlive default
@@ -129,7 +134,6 @@ class Gen:
         i = self.sent + 1
         if self.fast and i < self.n:
             # hot path: a streamed, fault-free, non-final token
-            self.app.dbg_heap += 1
             self.sent = i
             data = self.encode(i, self.tokens[i - 1])
             now = _monotonic()
@@ -398,10 +402,6 @@ class App:
         self.tfd: TimerFd | None = None
         self.tfd_at = math.inf  # when the timerfd is armed to fire
         self.soon = False  # a tick is scheduled with call_soon
-        self.dbg_ticks = 0
-        self.dbg_heap = 0
-        from harness.emulator.metrics import Lateness
-        self.dbg_wake = Lateness()
         self.active: set[Gen] = set()
         self.conns: set[Conn] = set()
         self.counters = Counters()
@@ -489,8 +489,9 @@ class App:
             self.arm(nxt)
 
     def tick(self) -> None:
-        self.dbg_ticks += 1
-        self.dbg_wake.add(_monotonic() - self.timer_at)
+        t_in = _monotonic()
+        lat = self.lat
+        before = lat.count
         self.timer = None
         self.timer_at = math.inf
         self.ticking = True
@@ -506,6 +507,8 @@ class App:
         finally:
             self.ticking = False
         self.rearm()
+        if lat.count != before:  # time spent releasing tokens (not re-polling): the real load
+            self.counters.busy_s += _monotonic() - t_in
 
     def _release(self) -> None:
         horizon = time.monotonic() + EARLY_S
@@ -763,7 +766,8 @@ class App:
             "batch_size": eng.batch_size if eng else 0,
             "engine_prefills": eng.prefills if eng else 0,
             "engine_decodes": eng.decodes if eng else 0,
-            "dbg_ticks": self.dbg_ticks, "dbg_heap": self.dbg_heap, "dbg_wake": self.dbg_wake.summary(),
+            # share of the window spent in ticks that released tokens (timer re-polls excluded)
+            "busy_fraction": round(c.busy_s / max(1e-9, now - c.since), 3),
         }
 
     def prometheus(self) -> str:
@@ -909,9 +913,6 @@ class Conn(asyncio.Protocol):
         elif method == "POST":
             if path == "/emulator/reset":
                 app.counters.reset()
-                app.dbg_ticks = 0
-                app.dbg_heap = 0
-                app.dbg_wake.reset()
                 return self.send_json(200, app.stats())
             handler = {
                 "/generate": self.h_generate,

@@ -1,0 +1,49 @@
+"""`make perf`: the benchmark suite (never part of `make test`: it takes minutes and pins cores).
+
+Suites (`--suite`, repeatable; default: client):
+- client: bench/client_capacity.py: one client core carrying 64..1024 streams of our Locust user
+  against the emulator pinned to the other core (issue #6), with the server's lateness subtracted;
+- emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core.
+
+    make perf                                # the client suite, default settings
+    make perf ARGS="--suite client --suite emulator"
+    make perf ARGS="--suite client -- --streams 1024 --window-s 20"
+
+Other arguments (or everything after `--`) go to every selected suite, e.g.
+`make perf ARGS="--streams 1024 --window-s 20"`. Results: bench/out/*.json and *.md; the tables
+are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+SUITES = {"client": BENCH / "client_capacity.py", "emulator": BENCH / "emulator_capacity.py"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=sorted(SUITES), action="append",
+                    help="run only this suite (repeatable); default: client")
+    args, unknown = ap.parse_known_args(argv)
+    extra = unknown + extra
+    suites = args.suite or ["client"]
+    worst = 0
+    for name in suites:
+        print(f"== {name}: {SUITES[name].name} {' '.join(extra)}", flush=True)
+        rc = subprocess.call([sys.executable, str(SUITES[name]), *extra])
+        worst = worst or rc
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
