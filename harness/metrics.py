@@ -162,10 +162,12 @@ def aggregate_output_tps(records: Iterable[Record], window: Window) -> float:
     """Token events of successful requests that arrived inside the window ÷ window length.
 
     Failed requests count as errors, never as tokens (the seed's c=16 throughput counted them).
+    Requests the client abandoned (`cancelled`, e.g. users stopped at a step boundary) were served
+    correctly up to that moment, so their tokens that arrived inside the window do count.
     """
     if window.duration <= 0:
         return math.nan
-    return sum(tokens_in(r, window) for r in records if r.ok) / window.duration
+    return sum(tokens_in(r, window) for r in records if r.ok or r.error_type == CANCELLED) / window.duration
 
 
 def completed_output_tps(records: Iterable[Record], window: Window) -> float:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import metrics
-from harness.metrics import StepMetrics, Window
+from harness.metrics import CANCELLED, StepMetrics, Window
 from harness.records import Record, read_records
 from harness.scenario import Flags
 
@@ -92,7 +92,7 @@ def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
     """Fallback without steps.json: each step's window spans its measure-phase sends."""
     by_step: dict[int, list[Record]] = {}
     for r in records:
-        if r.step is not None and r.phase == "measure":
+        if r.step is not None and r.phase == "measure" and r.error_type != CANCELLED:
             by_step.setdefault(r.step, []).append(r)
     out = []
     for step, recs in sorted(by_step.items()):

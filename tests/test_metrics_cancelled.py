@@ -14,3 +14,14 @@ def test_cancelled_requests_are_not_measured():
     counted = measured_records([ok, failed, cancelled], 2, window)
     assert [r.request_id for r in counted] == ["r1", "r2"]
     assert errors_by_type(counted) == {"generation": 1}
+
+
+def test_cancelled_requests_tokens_count_in_throughput_failed_ones_do_not():
+    from harness.metrics import aggregate_output_tps
+
+    window = Window(1000.0, 1010.0)
+    # each streams 3 tokens at +0.5 s, +0.52 s, +0.54 s after wall_start=1000+i
+    ok = make_record(1)
+    cancelled = make_record(2, error_type="cancelled")
+    failed = make_record(3, error_type="generation")
+    assert aggregate_output_tps([ok, cancelled, failed], window) == (3 + 3) / 10

@@ -131,17 +131,17 @@ def test_summary_equals_independent_computation(run: Path) -> None:
         assert float(row["ttft_p99_s"]) == pytest.approx(_pct(ttft, 99), rel=1e-6)
         assert float(row["itl_p50_s"]) == pytest.approx(_pct(itl, 50), rel=1e-6)
         assert float(row["mean_output_tokens"]) == pytest.approx(np.mean([len(r["token_us"]) for r in ok]))
-        tokens_ok = sum(
+        tokens_ok = sum(  # served tokens: successful requests, and those the client cancelled
             1
             for r in raw
-            if r["error_type"] is None
+            if r["error_type"] in (None, "cancelled")
             for t in r["token_us"]
             if lo <= r["wall_start"] + t / 1e6 < hi
         )
         tokens_bad = sum(
             1
             for r in raw
-            if r["error_type"] is not None
+            if r["error_type"] not in (None, "cancelled")
             for t in r["token_us"]
             if lo <= r["wall_start"] + t / 1e6 < hi
         )
