@@ -26,6 +26,7 @@ Writes bench/out/client_capacity-<time>.{json,md} and prints the table.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -86,13 +87,27 @@ def child(cfg: dict[str, Any]) -> None:
     import psutil
 
     me = psutil.Process()
+    pauses: list[float] = []  # garbage-collector pauses in the window (they stop every greenlet)
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - gc_start[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     w0, cpu0, t0 = time.time(), monitor.cpu_seconds(), me.cpu_times()
     gevent.sleep(cfg["window_s"])
     w1, cpu1, t1 = time.time(), monitor.cpu_seconds(), me.cpu_times()
+    gc.callbacks.remove(on_gc)
     stats = _get(url + "/emulator/stats")
     health = summarize(monitor.lags, w0, w1, cpu0, cpu1)
     health["cpu_user_percent"] = (t1.user - t0.user) / (w1 - w0) * 100
     health["cpu_system_percent"] = (t1.system - t0.system) / (w1 - w0) * 100
+    health["gc_pauses"] = len(pauses)
+    health["gc_pause_total_ms"] = sum(pauses)
+    health["gc_pause_max_ms"] = max(pauses, default=0.0)
     monitor.stop()
     runner.quit()
     users.shared.close()
@@ -192,6 +207,8 @@ def analyse(n: int, args: argparse.Namespace, request_s: float, res: dict, recs:
         "client_cpu_percent": res["client"]["cpu_percent"],
         "client_cpu_user_percent": res["client"].get("cpu_user_percent"),
         "client_cpu_system_percent": res["client"].get("cpu_system_percent"),
+        "client_gc_pause_max_ms": res["client"].get("gc_pause_max_ms"),
+        "client_gc_pause_total_ms": res["client"].get("gc_pause_total_ms"),
         "client_sched_lag_p50_ms": res["client"]["sched_lag_p50_ms"],
         "client_sched_lag_p99_ms": res["client"]["sched_lag_p99_ms"],
         "window_s": window, "ramp_s": res["ramp_end"] - res["ramp_start"],

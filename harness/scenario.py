@@ -90,6 +90,9 @@ class Server:
     emulator_profile: str = "inf2-xlarge-llama3-8b"
     startup_timeout_s: float = 1800.0
     env: dict[str, str] = field(default_factory=dict)  # container environment (MAX_BATCH_SIZE, ...)
+    host_port: int = 0  # container port 80 published here; 0: any free port
+    privileged: bool = False  # --privileged (the seed's run); otherwise devices are passed one by one
+    devices: tuple[str, ...] | None = None  # None: found on the host (/dev/neuron*); [] for none
 
 
 @dataclass(frozen=True)
@@ -431,7 +434,10 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
     s0 = Server()
     _check_keys(
         server_in,
-        ("kind", "url", "image", "model_id", "instance", "emulator_profile", "startup_timeout_s", "env"),
+        (
+            "kind", "url", "image", "model_id", "instance", "emulator_profile", "startup_timeout_s", "env",
+            "host_port", "privileged", "devices",
+        ),
         "server.",
     )
     kind = server_in.get("kind")
@@ -443,6 +449,17 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
     for k, v in env_in.items():
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise ScenarioError(f"server.env.{k} must be a string or number, got {v!r}")
+    privileged = server_in.get("privileged", s0.privileged)
+    if not isinstance(privileged, bool):
+        raise ScenarioError(f"server.privileged must be true or false, got {privileged!r}")
+    devices = server_in.get("devices", s0.devices)
+    if devices is not None:
+        if not isinstance(devices, list | tuple) or not all(isinstance(d, str) for d in devices):
+            raise ScenarioError(f"server.devices must be a list of device paths, got {devices!r}")
+        devices = tuple(devices)
+    host_port = _num(server_in.get("host_port", s0.host_port), "server.host_port", int, minimum=0)
+    if host_port > 65535:
+        raise ScenarioError(f"server.host_port must be 0..65535, got {host_port}")
     url = server_in.get("url")
     if url is not None and not str(url).startswith(("http://", "https://")):
         raise ScenarioError(f"server.url must start with http:// or https://, got {url!r}")
@@ -465,6 +482,9 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
             positive=True,
         ),
         env={str(k): str(v) for k, v in env_in.items()},
+        host_port=host_port,
+        privileged=privileged,
+        devices=devices,
     )
 
     flags_in = data.get("flags", {})

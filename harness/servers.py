@@ -172,6 +172,9 @@ def settings_from_scenario(server: Any, **overrides: Any) -> ServerSettings:
         model_id=server.model_id,
         env=dict(server.env),
         health_timeout_s=getattr(server, "startup_timeout_s", None),
+        host_port=getattr(server, "host_port", 0),
+        privileged=getattr(server, "privileged", False),
+        devices=getattr(server, "devices", None),
     )
     if settings.profile == "emulator" and getattr(server, "emulator_profile", None):
         settings = replace(settings, env={"EMULATOR_PROFILE": server.emulator_profile, **settings.env})

@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError as exc:
                 print(f"error: --server needs harness.container (docker-py): {exc}", file=sys.stderr)
                 return 2
-            settings = settings_from_scenario(sc.server, profile=chosen_server, host_port=0)
+            settings = settings_from_scenario(sc.server, profile=chosen_server)
             problems = settings.validate()
             if problems:
                 print("error: server settings: " + "; ".join(problems), file=sys.stderr)

@@ -35,7 +35,7 @@ from harness.tokenizer import load_tokenizer
 log = logging.getLogger(__name__)
 
 _FIELDS = tuple(f.name for f in fields(Record))
-_SLICE = 32  # records serialised between two yields to the hub
+_SLICE = 16  # records serialised between two yields to the hub (~0.3 ms)
 
 
 def record_json(rec: Record) -> str:

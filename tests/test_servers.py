@@ -46,9 +46,9 @@ def seed_facts(**changes) -> HostFacts:
 
 
 def seed_settings() -> ServerSettings:
-    """The seed scenario's [server] table plus the flags its `docker run` adds (privileged, 8000, -ti)."""
+    """The seed scenario's [server] table (privileged, port 8000 included), rendered with `-ti` as typed."""
     scenario = load_scenario(REPO / "scenarios" / "seed.toml", environ={})
-    return settings_from_scenario(scenario.server, privileged=True, host_port=8000, tty=True)
+    return settings_from_scenario(scenario.server, tty=True)
 
 
 def squash(text: str) -> str:

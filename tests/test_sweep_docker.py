@@ -51,6 +51,7 @@ image = "IMAGE"
 model_id = "meta-llama/Meta-Llama-3-8B-Instruct"
 instance = "inf2.xlarge (emulator image)"
 startup_timeout_s = 120
+devices = []          # no Inferentia here: the only difference from a real run besides the image
 
 [server.env]
 HF_AUTO_CAST_TYPE = "fp16"
