@@ -183,6 +183,11 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
     # keeps the collector's full passes (which stop every greenlet) short during the test.
     gc.freeze()
+    # Fewer collections: with the default gen-0 threshold (700) a 1024-stream run collected every
+    # few ms and its full passes paused every greenlet for up to 8 ms (bench/client_capacity.py);
+    # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
 
 
 @events.test_stop.add_listener
