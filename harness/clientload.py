@@ -2,7 +2,7 @@
 
 A saturated client delays reading sockets, so TTFT and gaps grow for reasons that have nothing to
 do with the server. Two signals per step: the process's CPU time over the window (100 % = one
-core; a gevent process cannot use more than one) and how late a greenlet that sleeps 50 ms in a
+core; a gevent process cannot use more than one) and how late a greenlet that sleeps 10 ms in a
 loop wakes up (the hub's scheduling lag, the delay any token read also suffers).
 `summarize` is pure; `ClientMonitor` is the gevent rim that collects the samples.
 """
@@ -41,7 +41,7 @@ def summarize(
 class ClientMonitor:
     """Samples the hub's wake-up lateness every `interval` s; reads this process's CPU seconds."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.01) -> None:
         import psutil
 
         self.interval = interval
@@ -67,8 +67,8 @@ class ClientMonitor:
             gevent.sleep(self.interval)
             late = time.perf_counter() - t0 - self.interval
             self.lags.append((time.time(), max(late, 0.0) * 1000.0))
-            if len(self.lags) > 200_000:  # ~3 h at 50 ms: keep memory bounded
-                del self.lags[:100_000]
+            if len(self.lags) > 1_000_000:  # ~3 h at 10 ms: keep memory bounded
+                del self.lags[:500_000]
 
     def stop(self) -> None:
         if self._greenlet is not None:

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,7 +61,9 @@ class Record:
         return self.wall_start + (self.t_end - self.t_send)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # Not dataclasses.asdict, which deep-copies every token stamp: the same JSON ~10x cheaper,
+        # which matters at hundreds of records/s on a client core.
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
@@ -69,6 +71,10 @@ class Record:
         values = {k: v for k, v in data.items() if k in known}
         values["token_us"] = tuple(values.get("token_us") or ())
         return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in fields(Record))
+_SLICE = 16  # records serialised between two yields to the gevent hub (~0.3 ms)
 
 
 def worker_id() -> str:
@@ -94,12 +100,24 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
                 yield Record.from_dict(data)
 
 
+def _yield_to_hub() -> None:
+    try:
+        from gevent import monkey, sleep
+
+        if monkey.is_module_patched("socket"):
+            sleep(0.0002)  # a timer, so the loop polls sockets; gevent's sleep(0) may not
+    except ImportError:
+        pass
+
+
 class RecordWriter:
     """Append-only JSONL writer that never blocks the greenlets reading sockets.
 
     `append` only puts the record on a list. A flusher serialises and writes at most
     `interval` seconds later (a crash loses at most that), from a greenlet when gevent is
-    running the process, else from a daemon thread; `close` flushes the rest.
+    running the process, else from a daemon thread; `close` flushes the rest. Under gevent a
+    flush serialises `_SLICE` records at a time and yields to the hub in between, so it never
+    holds up the greenlets stamping tokens for more than ~1 ms.
     """
 
     def __init__(self, path: str | os.PathLike[str], interval: float = 0.5) -> None:
@@ -120,13 +138,18 @@ class RecordWriter:
         self._pending.extend(records)
 
     def flush(self) -> None:
+        # The lock is held across the yields (gevent's, under Locust): close() waits for a flush
+        # in progress instead of closing the file under it, so no record is dropped.
         with self._lock:
             if self._fh is None:
                 return
             batch, self._pending = self._pending, []
-            if batch:
-                self._fh.write("".join(r.to_json() + "\n" for r in batch))
-                self.written += len(batch)
+            for i in range(0, len(batch), _SLICE):
+                if i:
+                    _yield_to_hub()
+                part = batch[i : i + _SLICE]
+                self._fh.write("".join(r.to_json() + "\n" for r in part))
+                self.written += len(part)
             self._fh.flush()
 
     def start(self) -> RecordWriter:

@@ -246,7 +246,7 @@ ROWS: list[tuple[str, str, Any]] = [
     ),
     (
         "Client lag p99 (ms)",
-        "how late a 50 ms sleep in the client woke up, p99 over the window",
+        "how late a 10 ms sleep in the client woke up, p99 over the window",
         lambda s: _f(s.info.sched_lag_p99_ms, 1),
     ),
     ("Flags", "see below the table", lambda s: "; ".join(s.flags) or "—"),
