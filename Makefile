@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SCENARIO ?= scenarios/default.toml
+# With SERVER (a container to start) the seed's full scenario; otherwise the short default.
+SCENARIO ?= $(if $(SERVER),scenarios/seed.toml,scenarios/default.toml)
 TGI_URL ?=
 SERVER ?=
 MODEL ?=
