@@ -1002,8 +1002,13 @@ async def serve(cfg: ServerConfig, tokenizer: Any, ready: Any = None,
     loop = asyncio.get_running_loop()
     app = App(cfg, tokenizer)
     app.loop = loop
-    if cfg.startup_delay_s > 0:
-        await asyncio.sleep(cfg.startup_delay_s)  # like TGI loading the model: connections refused
+    stop = stop or asyncio.Event()
+    if cfg.startup_delay_s > 0:  # like TGI loading the model: connections refused; SIGTERM still ends it
+        try:
+            await asyncio.wait_for(stop.wait(), cfg.startup_delay_s)
+            return 0
+        except TimeoutError:
+            pass
     server = await loop.create_server(lambda: Conn(app), cfg.host, cfg.port, reuse_address=True, backlog=4096)
     sock = server.sockets[0]
     host, port = sock.getsockname()[:2]
@@ -1016,7 +1021,6 @@ async def serve(cfg: ServerConfig, tokenizer: Any, ready: Any = None,
     gc.set_threshold(50_000, 50, 1000)
     if ready is not None:
         ready(host, port)
-    stop = stop or asyncio.Event()
     await stop.wait()
     app.stop_timer()
     server.close()
