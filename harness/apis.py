@@ -213,45 +213,46 @@ class GenerateStream(Api):
         return json.dumps({"inputs": text, "parameters": params}).encode()
 
 
-class ChatCompletions(Api):
+class _OpenAIApi(Api):
+    """The OpenAI-compatible routes: one body layout, the prompt under a route-specific key."""
+
+    stream_class = OpenAIStream
+
+    def prompt(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def body(self, text: str, max_new_tokens: int) -> bytes:
+        req: dict[str, Any] = {
+            "model": self.model,
+            **self.prompt(text),
+            "max_tokens": max_new_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.ignore_eos:
+            req["ignore_eos"] = True
+        return json.dumps(req).encode()
+
+
+class ChatCompletions(_OpenAIApi):
     """OpenAI POST /v1/chat/completions, usage requested via stream_options.include_usage."""
 
     name = "chat"
     route = "/v1/chat/completions"
     chat = True
-    stream_class = OpenAIStream
 
-    def body(self, text: str, max_new_tokens: int) -> bytes:
-        req: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": text}],
-            "max_tokens": max_new_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.ignore_eos:
-            req["ignore_eos"] = True
-        return json.dumps(req).encode()
+    def prompt(self, text: str) -> dict[str, Any]:
+        return {"messages": [{"role": "user", "content": text}]}
 
 
-class Completions(Api):
+class Completions(_OpenAIApi):
     """OpenAI POST /v1/completions (TGI always sends usage on the last chunk; vLLM needs the option)."""
 
     name = "completions"
     route = "/v1/completions"
-    stream_class = OpenAIStream
 
-    def body(self, text: str, max_new_tokens: int) -> bytes:
-        req: dict[str, Any] = {
-            "model": self.model,
-            "prompt": text,
-            "max_tokens": max_new_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.ignore_eos:
-            req["ignore_eos"] = True
-        return json.dumps(req).encode()
+    def prompt(self, text: str) -> dict[str, Any]:
+        return {"prompt": text}
 
 
 APIS: dict[str, type[Api]] = {cls.name: cls for cls in (GenerateStream, ChatCompletions, Completions)}
