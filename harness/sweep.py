@@ -57,6 +57,7 @@ from harness.scenario import (
 from harness.shape import SweepPlan, fixed_plan
 
 STEP_MESSAGE = "harness_step"
+WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
 
 
@@ -91,16 +92,36 @@ class PlanShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         current = self.plan.current() if self.plan else None
+        if self._workers_behind(current):
+            return current.users, current.spawn_rate  # hold the ramp (see _workers_behind)
         # A stop phase is over once the runner has no users left (the master counts its workers').
         stopped = current is not None and current.phase == "stop" and self.runner.user_count == 0
         return self._advance(spawned=stopped)
+
+    def _workers_behind(self, current: Any) -> bool:
+        """Distributed: a ramp is not over before the workers report the step's users. Locust's master
+        fires spawning_complete (and the ramp's |Δusers| / spawn_rate seconds run out) after at most
+        1 s, but a worker's first test_start builds its prompt pools before it starts any user, which
+        takes seconds: without this the first step's warm-up and window opened with no users running."""
+        return (
+            isinstance(self.runner, MasterRunner)
+            and current is not None
+            and current.phase == "ramp"
+            and self.runner.user_count < current.users
+            and self.get_run_time() - self.plan.spans[-1].start < WORKERS_SPAWN_MAX_S
+        )
 
     def _on_spawned(self, user_count: int, **_kw: Any) -> None:
         """Locust finished starting this step's users: the ramp is over now, not at the next tick.
         (The 0 users of a stop phase are checked at the next poll instead: users must be started by
         the shape worker, so ending the stop here would only open the ramp before the spawn.)"""
         current = self.plan.current() if self.plan else None
-        if current is not None and current.phase == "ramp" and user_count == current.users:
+        if (
+            current is not None
+            and current.phase == "ramp"
+            and user_count == current.users
+            and not self._workers_behind(current)
+        ):
             self._advance(spawned=True)
 
     def _advance(self, spawned: bool) -> tuple[int, float] | None:
