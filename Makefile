@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -q
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not integration and not docker and not engine and not distributed"
+	$(PY) -m pytest -q -m "not integration and not docker and not distributed"
 
 lint: venv
 	$(VENV)/bin/ruff check harness tests bench locustfiles
