@@ -82,8 +82,18 @@ class PlanShape(LoadTestShape):
         raise NotImplementedError
 
     def reset_time(self) -> None:
+        """Locust calls this when a test starts. A plan already used belongs to an earlier test (the
+        web UI's "New" button): build it afresh, so the second test sweeps from the first step."""
         super().reset_time()
         self._wall0 = time.time()
+        if self.plan is not None and self.plan.spans:
+            try:
+                self.plan = self.make_plan()
+            except NotImplementedError:  # a plan given to the constructor: nothing to rebuild from
+                return
+            self._cpu_at.clear()
+            self._worker_cpu.clear()
+            self._cpu_end = None
 
     def completed(self) -> int:
         """Successful requests so far (Locust's Aggregated row counts each request once)."""
