@@ -208,7 +208,8 @@ ROWS: list[tuple[str, str, Any]] = [
     ("E2E p99 (s)", "same, 99th percentile", lambda s: _f(s.m.e2e[99], 2)),
     (
         "Throughput (output tokens/s)",
-        "token events of successful requests that arrived inside the measurement window ÷ window length",
+        "token events of successful (or client-cancelled) requests that arrived inside the measurement "
+        "window ÷ window length",
         lambda s: _f(s.m.throughput_tps, 2),
     ),
     (
@@ -290,8 +291,9 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
         "if it was sent after the step's ramp and completed inside the step's measurement window, so its "
         "whole life ran at that user count; requests still in flight when a window closes count in no "
         "step's latency. Throughput (and cost) count token events of successful requests that arrived "
-        "inside the window. Percentiles are exact over the raw records (records.parquet), not Locust's "
-        "bucketed ones.",
+        "inside the window, and those of requests the client cancelled when it stopped its users "
+        "(served correctly up to then); failed requests never add tokens. Percentiles are exact over "
+        "the raw records (records.parquet), not Locust's bucketed ones.",
         "",
         "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
         "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
