@@ -9,6 +9,7 @@ the line, before JSON parsing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -100,16 +101,6 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
                 yield Record.from_dict(data)
 
 
-def _yield_to_hub() -> None:
-    try:
-        from gevent import monkey, sleep
-
-        if monkey.is_module_patched("socket"):
-            sleep(0.0002)  # a timer, so the loop polls sockets; gevent's sleep(0) may not
-    except ImportError:
-        pass
-
-
 class RecordWriter:
     """Append-only JSONL writer that never blocks the greenlets reading sockets.
 
@@ -129,6 +120,7 @@ class RecordWriter:
         self._lock = threading.Lock()
         self._stop = False
         self._flusher: Any = None
+        self._pause: Any = None  # between slices of a flush: a short gevent sleep, set by start()
         self.written = 0
 
     def append(self, record: Record) -> None:
@@ -145,8 +137,8 @@ class RecordWriter:
                 return
             batch, self._pending = self._pending, []
             for i in range(0, len(batch), _SLICE):
-                if i:
-                    _yield_to_hub()
+                if i and self._pause is not None:
+                    self._pause()
                 part = batch[i : i + _SLICE]
                 self._fh.write("".join(r.to_json() + "\n" for r in part))
                 self.written += len(part)
@@ -165,6 +157,8 @@ class RecordWriter:
         if use_gevent:
             import gevent
 
+            # a timer, so the loop polls sockets between slices; gevent's sleep(0) may not
+            self._pause = functools.partial(gevent.sleep, 0.0002)
             self._flusher = gevent.spawn(self._loop, gevent.sleep)
         else:
             self._flusher = threading.Thread(target=self._loop, args=(time.sleep,), daemon=True)
