@@ -5,6 +5,14 @@ buffered, so small SSE events arrive in ~1 KB clumps and TTFT/ITL are distorted.
 `recv()` is stamped with `time.perf_counter()` immediately, and the complete lines it finished
 are handed out with that stamp, before anyone parses JSON.
 
+Stamps (`--stamps kernel`, the default): on Linux a plain-http socket asks the kernel for receive
+timestamps (SO_TIMESTAMPNS) and reads with recvmsg(); a read's stamp is then the moment the kernel
+received its last byte, converted to the perf_counter clock by the age it had when we read it. A
+client that is momentarily busy (another greenlet, a GC pause, a burst of events) stamps when the
+data arrived, not when it got round to it. Without the timestamp (TLS, other systems, `--stamps
+recv`) a read is stamped with `perf_counter()` right after recv(). Stamps never go backwards
+within a response and never precede the request's send.
+
 Plain `socket`/`ssl`: under Locust, gevent has monkey-patched them, so this is cooperative there
 and blocking (with timeouts) in plain Python tests. One `Connection` per user: keep-alive,
 `Content-Length`, chunked and read-until-close bodies, http and https.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -28,6 +37,35 @@ from urllib.parse import urlsplit
 _RECV = 65536
 _MAX_HEAD = 65536
 _perf = time.perf_counter
+_time_ns = time.time_ns
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+_ANC = 64  # room for one SCM_TIMESTAMPNS control message
+_ORDER = sys.byteorder
+_MAX_AGE_S = 60.0  # an older kernel stamp is not believed (clock stepped): use the read time
+
+
+def _stamp(anc: list, now: float, floor: float) -> float:
+    """The kernel receive time of a recvmsg() as a perf_counter value (else `now`), ≥ `floor`."""
+    if anc:
+        cd = anc[0][2]
+        if len(cd) >= 16:
+            ns = int.from_bytes(cd[0:8], _ORDER, signed=True) * 1_000_000_000 + int.from_bytes(
+                cd[8:16], _ORDER, signed=True)
+            age = (_time_ns() - ns) * 1e-9
+            if 0.0 <= age < _MAX_AGE_S:
+                now -= age
+    return now if now > floor else floor
+
+
+def enable_kernel_stamps(sock: socket.socket) -> bool:
+    """Ask for SO_TIMESTAMPNS receive timestamps on a plain TCP socket (Linux); False if refused."""
+    if _SO_TIMESTAMPNS is None or not hasattr(sock, "recvmsg"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
 try:  # under gevent, greenlet.getcurrent names the greenlet to throw a deadline into
     from greenlet import getcurrent as _getcurrent
@@ -74,6 +112,7 @@ class Connection:
         timeout: float = 60.0,
         connect_timeout: float | None = None,
         verify: bool = True,
+        kernel_stamps: bool = True,
     ) -> None:
         url = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         if url.scheme not in ("http", "https"):
@@ -97,6 +136,8 @@ class Connection:
                 self._ssl_ctx.verify_mode = ssl.CERT_NONE
         self.sock: socket.socket | None = None
         self.gevent: tuple[Any, Any, Any] | None = None  # (raw socket, read watcher, hub) under gevent
+        self.want_kernel_stamps = kernel_stamps and not self.tls
+        self.kernel_stamps = False  # the current socket delivers kernel receive timestamps
         self.requests_on_socket = 0
         self.connects = 0
         self._last: Response | None = None  # an unfinished previous response poisons the socket
@@ -120,6 +161,7 @@ class Connection:
             sock.close()
             raise ConnectError(f"TLS handshake with {self.host}:{self.port}: {exc}") from exc
         self.sock = sock
+        self.kernel_stamps = self.want_kernel_stamps and enable_kernel_stamps(sock)
         self.gevent = None if self.tls else _gevent_parts(sock)
         self.requests_on_socket = 0
         self.connects += 1
@@ -243,7 +285,7 @@ class Response:
     __slots__ = (
         "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
         "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
-        "t_last", "_buf", "_eof", "_recv", "_gevent", "_timer", "_waiting", "_expired", "_pump",
+        "t_last", "_buf", "_eof", "_recv", "_gevent", "_timer", "_waiting", "_expired", "_pump", "_kstamp",
     )  # fmt: skip
 
     def __init__(self, conn: Connection, sock: socket.socket, t_send: float, deadline: float, method: str):
@@ -265,6 +307,7 @@ class Response:
         self._buf = b""
         self._eof = False
         self._gevent = conn.gevent
+        self._kstamp = conn.kernel_stamps
         self._recv = self._recv_blocking if self._gevent is None else self._recv_gevent
         self._timer: Any = None  # gevent: the request's deadline timer, armed at the first recv
         self._waiting: Any = None  # gevent: the greenlet parked on the read watcher
@@ -274,18 +317,22 @@ class Response:
     # -- low level -------------------------------------------------------------------------
     def _recv_blocking(self) -> bytes:
         """One recv() with the remaining time as timeout; stamps `t_last`."""
-        remaining = self.deadline - self.t_last
+        remaining = self.deadline - _perf()
         if remaining <= 0:
             raise ReadTimeout("request deadline passed")
         sock = self._sock
         sock.settimeout(remaining)
         try:
-            data = sock.recv(_RECV)
+            if self._kstamp:
+                data, anc, _, _ = sock.recvmsg(_RECV, _ANC)
+                self.t_last = _stamp(anc, _perf(), self.t_last)
+            else:
+                data = sock.recv(_RECV)
+                self.t_last = _perf()
         except TimeoutError as exc:
             raise ReadTimeout("read timed out") from exc
         except OSError as exc:
             raise Truncated(f"connection error while reading: {exc}") from exc
-        self.t_last = _perf()
         if not data:
             self._eof = True
         return data
@@ -317,12 +364,16 @@ class Response:
             finally:
                 self._waiting = None
             try:
-                data = raw.recv(_RECV)
+                if self._kstamp:
+                    data, anc, _, _ = raw.recvmsg(_RECV, _ANC)
+                    self.t_last = _stamp(anc, _perf(), self.t_last)
+                else:
+                    data = raw.recv(_RECV)
+                    self.t_last = _perf()
             except BlockingIOError:
                 continue  # spurious wake-up
             except OSError as exc:
                 raise Truncated(f"connection error while reading: {exc}") from exc
-            self.t_last = _perf()
             if not data:
                 self._eof = True
             return data
@@ -719,14 +770,19 @@ class _Pump:
     def on_readable(self) -> None:
         if self.finished:
             return
+        resp = self.resp
         try:
-            data = self.raw.recv(_RECV)
+            if resp._kstamp:
+                data, anc, _, _ = self.raw.recvmsg(_RECV, _ANC)
+                t = resp.t_last = _stamp(anc, _perf(), resp.t_last)
+            else:
+                data = self.raw.recv(_RECV)
+                t = resp.t_last = _perf()
         except BlockingIOError:
             return
         except OSError as exc:
             self._end(Truncated(f"connection error while reading: {exc}"))
             return
-        t = self.resp.t_last = _perf()
         if not data:
             self.resp._eof = True
             self._end(Truncated("connection closed before the end of the chunked body"))

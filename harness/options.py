@@ -15,6 +15,7 @@ from typing import Any
 from harness.prompts import PromptSpec
 
 API_CHOICES = ("generate_stream", "chat", "completions")
+STAMP_CHOICES = ("kernel", "recv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class HarnessOptions:
     model: str = "tgi"
     ignore_eos: bool = False
     prompt_pool_size: int = 1000
+    stamps: str = "kernel"
 
     @classmethod
     def from_namespace(cls, ns: Any) -> HarnessOptions:
@@ -84,6 +86,9 @@ _SPECS: list[tuple[str, dict[str, Any], bool]] = [
                           help="send ignore_eos=true (vLLM, llama.cpp; TGI has no such parameter)"), True),
     ("--prompt-pool-size", dict(type=int, default=_D.prompt_pool_size,
                                 help="prompts built before the test starts, used round-robin"), True),
+    ("--stamps", dict(choices=STAMP_CHOICES, default=_D.stamps,
+                      help="token arrival stamps: 'kernel' receive timestamps (Linux, plain http; the "
+                           "client's own delays do not count) or 'recv' (perf_counter after recv)"), False),
 ]  # fmt: skip
 
 

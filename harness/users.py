@@ -175,7 +175,7 @@ class StreamingUser(User):
             raise ValueError("no --host given (the TGI base URL, e.g. http://127.0.0.1:8080)")
         self.api = self.api_for(opts)(model=opts.model, ignore_eos=opts.ignore_eos)
         self.pool = off_loop(shared.pool, self.api.chat)  # built at test_start: a dict lookup
-        self.conn = Connection(self.host, timeout=opts.timeout)
+        self.conn = Connection(self.host, timeout=opts.timeout, kernel_stamps=opts.stamps == "kernel")
         self._stats = self.environment.stats
         self._fire = self.environment.events.request.fire
 
