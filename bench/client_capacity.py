@@ -65,6 +65,7 @@ def child(cfg: dict[str, Any]) -> None:
             "--input-tokens-mean", "20", "--input-tokens-stddev", "0", "--input-tokens-min", "5",
             "--output-tokens-mean", str(cfg["tokens"]), "--output-tokens-stddev", "0",
             "--prompt-pool-size", "64", "--timeout", "60", "--records-dir", cfg["records_dir"],
+            "--stamps", cfg["stamps"],
             "--loglevel", "WARNING"]  # fmt: skip
     opts = get_parser(default_config_files=[]).parse_args(argv)
     env = Environment(user_classes=[users.user_class("generate_stream")], events=events, host=url,
@@ -126,6 +127,14 @@ def _post(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def _halt_poll_ns() -> str:
+    """The VM guest's idle halt-polling window (cross-core wake-ups cost a VM exit when it is 0)."""
+    try:
+        return Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
 def _raise_fd_limit() -> None:
     import resource
 
@@ -148,7 +157,8 @@ def run_one(n: int, args: argparse.Namespace, server_cpu: int | None, client_cpu
         if server_cpu is not None:
             os.sched_setaffinity(emu.proc.pid, {server_cpu})
         cfg = {"url": emu.url, "streams": n, "tokens": args.tokens, "request_s": request_s,
-               "warmup_s": args.warmup_s, "window_s": args.window_s, "records_dir": tmp, "cpu": client_cpu}
+               "warmup_s": args.warmup_s, "window_s": args.window_s, "records_dir": tmp, "cpu": client_cpu,
+               "stamps": args.stamps}
         proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(cfg)], cwd=str(ROOT),
                                 stdout=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -270,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-cpu", type=int, default=None, help="default: the first allowed CPU")
     ap.add_argument("--client-cpu", type=int, default=None, help="default: the second allowed CPU")
     ap.add_argument("--no-pin", action="store_true", help="do not pin (machines with one CPU)")
+    ap.add_argument("--stamps", default="kernel", choices=["kernel", "recv"],
+                    help="the user's token stamps: kernel receive timestamps (default) or read time")
     ap.add_argument("--py-spy", default=None, metavar="FILE", help="profile the client's window with py-spy")
     ap.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "speedscope", "raw"])
     ap.add_argument("--out", default=str(OUT))
@@ -295,14 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y-%m-%d %H:%M")
     conditions = (f"{stamp}, {platform.node()}, {os.cpu_count()} CPUs, server on CPU {server_cpu}, client on "
                   f"CPU {client_cpu}, load avg {os.getloadavg()[0]:.2f}; TTFT {args.ttft_ms:g} ms, ITL "
-                  f"{args.itl_ms:g} ms, {args.tokens} tokens, window {args.window_s:g} s")
+                  f"{args.itl_ms:g} ms, {args.tokens} tokens, window {args.window_s:g} s; "
+                  f"{args.stamps} stamps; guest halt-poll {_halt_poll_ns()} ns")
     print(f"\n{conditions}\n\n{table}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"client_capacity-{time.strftime('%Y%m%d-%H%M%S')}"
     meta = {"argv": sys.argv, "args": vars(args), "python": sys.version, "platform": platform.platform(),
             "cpus": cpus, "server_cpu": server_cpu, "client_cpu": client_cpu, "goal": GOAL,
-            "server_bound_p99_ms": SERVER_BOUND_P99_MS, "time": stamp, "conditions": conditions}
+            "server_bound_p99_ms": SERVER_BOUND_P99_MS, "time": stamp, "conditions": conditions,
+            "halt_poll_ns": _halt_poll_ns()}
     base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     base.with_suffix(".md").write_text(f"{conditions}\n\n{table}\n")
     print(f"\nwritten {base}.json and .md", file=sys.stderr)

@@ -446,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
         "git": _git(),
         "machine": _machine(),
+        # how token arrivals were stamped (harness.httpstream): kernel receive time or read time
+        "token_stamps": os.environ.get("LOCUST_STAMPS", "kernel"),
     }
     server: dict[str, Any] = {}
     emulator = container = None

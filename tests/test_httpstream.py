@@ -6,6 +6,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -391,7 +392,6 @@ def test_every_test_here_passes_under_gevent():
     per request, and pump_lines' read callback in the hub): run this module and test_apis (which
     drives run_request, hence pump_lines) again in a monkey-patched interpreter."""
     import os
-    import sys
 
     if "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("socket"):
         pytest.skip("already the gevent run")
@@ -403,3 +403,54 @@ def test_every_test_here_passes_under_gevent():
                           cwd=str(Path(__file__).parent))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" in proc.stdout, proc.stdout[-500:]
+
+
+def _late_reader(serve, kernel_stamps: bool) -> tuple[float, float, float, float]:
+    """Lines a (30 ms after the head) and b (50 ms after a), read only 300 ms after the head:
+    returns (the request's send stamp, stamp of a, stamp of b, the time the reading began)."""
+
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD)
+        time.sleep(0.03)
+        sock.sendall(chunk(b'data:{"a":1}\n\n'))
+        time.sleep(0.05)
+        sock.sendall(chunk(b'data:{"b":2}\n\n') + b"0\r\n\r\n")
+        return True
+
+    srv = serve(handler)
+    with Connection(srv.url, timeout=5, kernel_stamps=kernel_stamps) as conn:
+        resp = conn.request("POST", "/", b"")
+        time.sleep(0.3)  # a busy client: both lines wait in the kernel
+        t_read = time.perf_counter()
+        stamps = {line: t for line, t in resp.iter_lines() if line}
+        assert conn.kernel_stamps == (kernel_stamps and sys.platform.startswith("linux"))
+    return resp.t_send, stamps[b'data:{"a":1}'], stamps[b'data:{"b":2}'], t_read
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS on TCP is Linux's")
+def test_kernel_stamps_are_arrival_times_not_read_times(serve):
+    """A late read is stamped when its last byte arrived (the kernel merges queued segments, so
+    lines read together share the latest arrival), not when the busy reader got to it."""
+    t_send, ta, tb, t_read = _late_reader(serve, kernel_stamps=True)
+    assert t_send < ta <= tb < t_read - 0.15
+    assert tb - t_send == pytest.approx(0.08, abs=0.05)
+
+
+def test_recv_stamps_are_read_times(serve):
+    t_send, ta, tb, t_read = _late_reader(serve, kernel_stamps=False)
+    assert t_read <= ta <= tb
+
+
+def test_stamp_conversion():
+    from harness.httpstream import _stamp
+
+    def anc(ns: int) -> list:
+        return [(socket.SOL_SOCKET, 35, (ns // 10**9).to_bytes(8, sys.byteorder)
+                 + (ns % 10**9).to_bytes(8, sys.byteorder))]
+
+    now = 1000.0
+    assert _stamp([], now, 0.0) == now  # no timestamp: the read time
+    assert _stamp(anc(time.time_ns() - 20_000_000), now, 0.0) == pytest.approx(now - 0.02, abs=0.005)
+    assert _stamp(anc(time.time_ns() - 20_000_000), now, now - 0.001) == now - 0.001  # never before the floor
+    assert _stamp(anc(time.time_ns() + 5 * 10**9), now, 0.0) == now  # from the future: not believed
+    assert _stamp(anc(time.time_ns() - 3600 * 10**9), now, 0.0) == now  # an hour old: not believed

@@ -21,6 +21,10 @@ def test_plain_argparse_defaults_and_values():
     assert opts.prompt_spec().input_stddev == 0 and opts.prompt_spec().size == 1000
     with pytest.raises(SystemExit):
         parser.parse_args(["--api", "nope"])
+    assert opts.stamps == "kernel"
+    assert HarnessOptions.from_namespace(parser.parse_args(["--stamps", "recv"])).stamps == "recv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--stamps", "wall"])
 
 
 def test_env_vars_with_configargparse(monkeypatch):
