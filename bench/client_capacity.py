@@ -38,6 +38,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 SERVER_BOUND_P99_MS = 2.0
@@ -125,14 +127,6 @@ def _post(url: str) -> dict:
     req = urllib.request.Request(url, data=b"", method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
-
-
-def _halt_poll_ns() -> str:
-    """The VM guest's idle halt-polling window (cross-core wake-ups cost a VM exit when it is 0)."""
-    try:
-        return Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns").read_text().strip()
-    except OSError:
-        return "n/a"
 
 
 def _raise_fd_limit() -> None:
@@ -280,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-cpu", type=int, default=None, help="default: the first allowed CPU")
     ap.add_argument("--client-cpu", type=int, default=None, help="default: the second allowed CPU")
     ap.add_argument("--no-pin", action="store_true", help="do not pin (machines with one CPU)")
+    ap.add_argument("--halt-poll-ns", default="keep",
+                    help="VM guest halt-poll window for the run, restored after (see bench/machine.py)")
     ap.add_argument("--stamps", default="kernel", choices=["kernel", "recv"],
                     help="the user's token stamps: kernel receive timestamps (default) or read time")
     ap.add_argument("--py-spy", default=None, metavar="FILE", help="profile the client's window with py-spy")
@@ -297,18 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         others = [c for c in cpus if c != server_cpu]
         client_cpu = args.client_cpu if args.client_cpu is not None else others[0]
     rows = []
-    for n in args.streams:
-        row = run_one(n, args, server_cpu, client_cpu)
-        rows.append(row)
-        print(f"{n} streams: TTFT p50 {row['ttft_p50_ms']:.2f} ms, ITL p99 {row['itl_p99_ms']:.2f} ms, "
-              f"throughput {row['throughput_ratio']:.3f}, CPU {row['client_cpu_percent']:.0f} %, "
-              f"server p99 {row['server_lateness_p99_ms']} ms: {row['verdict']}", file=sys.stderr, flush=True)
+    with machine.halt_poll(args.halt_poll_ns) as halt_poll_ns:
+        for n in args.streams:
+            row = run_one(n, args, server_cpu, client_cpu)
+            rows.append(row)
+            print(f"{n} streams: TTFT p50 {row['ttft_p50_ms']:.2f} ms, ITL p99 {row['itl_p99_ms']:.2f} ms, "
+                  f"throughput {row['throughput_ratio']:.3f}, CPU {row['client_cpu_percent']:.0f} %, "
+                  f"server p99 {row['server_lateness_p99_ms']} ms: {row['verdict']}",
+                  file=sys.stderr, flush=True)
     table = markdown(rows)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     conditions = (f"{stamp}, {platform.node()}, {os.cpu_count()} CPUs, server on CPU {server_cpu}, client on "
                   f"CPU {client_cpu}, load avg {os.getloadavg()[0]:.2f}; TTFT {args.ttft_ms:g} ms, ITL "
                   f"{args.itl_ms:g} ms, {args.tokens} tokens, window {args.window_s:g} s; "
-                  f"{args.stamps} stamps; guest halt-poll {_halt_poll_ns()} ns")
+                  f"{args.stamps} stamps; guest halt-poll {halt_poll_ns} ns")
     print(f"\n{conditions}\n\n{table}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"argv": sys.argv, "args": vars(args), "python": sys.version, "platform": platform.platform(),
             "cpus": cpus, "server_cpu": server_cpu, "client_cpu": client_cpu, "goal": GOAL,
             "server_bound_p99_ms": SERVER_BOUND_P99_MS, "time": stamp, "conditions": conditions,
-            "halt_poll_ns": _halt_poll_ns()}
+            "halt_poll_ns": halt_poll_ns}
     base.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     base.with_suffix(".md").write_text(f"{conditions}\n\n{table}\n")
     print(f"\nwritten {base}.json and .md", file=sys.stderr)
