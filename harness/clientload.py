@@ -5,6 +5,10 @@ do with the server. Two signals per step: the process's CPU time over the window
 core; a gevent process cannot use more than one) and how late a greenlet that sleeps 10 ms in a
 loop wakes up (the hub's scheduling lag, the delay any token read also suffers).
 `summarize` is pure; `ClientMonitor` is the gevent rim that collects the samples.
+
+Distributed, the requests leave from the workers: each worker runs its own monitor and sends the
+new samples with every stats report (Locust's report_to_master, every 3 s); the master keeps them
+in a `WorkerHealth` and a step's client health is its worst worker's.
 """
 
 from __future__ import annotations
@@ -38,14 +42,77 @@ def summarize(
     }
 
 
+HEALTH_KEY = "harness_client_health"  # the worker → master report entry
+CPU_EVERY = 25  # lag samples between two CPU marks (0.25 s at 10 ms)
+MAX_SAMPLES = 1_000_000  # per list: ~3 h of lag samples at 10 ms
+
+
+def _cpu_percent(marks: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """CPU % between the first and last (wall, cpu seconds) marks inside [start, end)."""
+    inside = [m for m in marks if start <= m[0] < end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) * 100.0
+
+
+class WorkerHealth:
+    """The master's copy of every worker's samples: (wall, lag ms) and (wall, CPU seconds)."""
+
+    def __init__(self) -> None:
+        self.lags: dict[str, list[tuple[float, float]]] = {}
+        self.cpu: dict[str, list[tuple[float, float]]] = {}
+
+    def add(self, worker: str, payload: Any) -> None:
+        """Take one report's `{"lags": [[wall, ms], ...], "cpu": [[wall, s], ...]}` (bad ones are ignored)."""
+        if not isinstance(payload, dict):
+            return
+        for key, store in (("lags", self.lags), ("cpu", self.cpu)):
+            rows = store.setdefault(worker, [])
+            for item in payload.get(key) or ():
+                if isinstance(item, (list, tuple)) and len(item) == 2:
+                    rows.append((float(item[0]), float(item[1])))
+            if len(rows) > MAX_SAMPLES:
+                del rows[: len(rows) - MAX_SAMPLES]
+
+    def __bool__(self) -> bool:
+        return any(self.lags.values()) or any(self.cpu.values())
+
+    def summary(self, start: float, end: float) -> dict[str, Any] | None:
+        """Each worker's health over [start, end) and the worst of them (None without samples)."""
+        workers: dict[str, dict[str, Any]] = {}
+        for worker in sorted(set(self.lags) | set(self.cpu)):
+            one = summarize(self.lags.get(worker, ()), start, end, None, None)
+            one["cpu_percent"] = _cpu_percent(self.cpu.get(worker, ()), start, end)
+            if one["sched_lag_samples"] or one["cpu_percent"] is not None:
+                workers[worker] = one
+        if not workers:
+            return None
+
+        def worst(key: str) -> float | None:
+            values = [w[key] for w in workers.values() if w[key] is not None]
+            return max(values) if values else None
+
+        return {
+            "cpu_percent": worst("cpu_percent"),
+            "sched_lag_p50_ms": worst("sched_lag_p50_ms"),
+            "sched_lag_p99_ms": worst("sched_lag_p99_ms"),
+            "sched_lag_max_ms": worst("sched_lag_max_ms"),
+            "sched_lag_samples": sum(w["sched_lag_samples"] for w in workers.values()),
+            "workers": workers,
+        }
+
+
 class ClientMonitor:
-    """Samples the hub's wake-up lateness every `interval` s; reads this process's CPU seconds."""
+    """Samples the hub's wake-up lateness every `interval` s and this process's CPU seconds every
+    CPU_EVERY samples; `drain` hands out what is new since its last call (a worker's report)."""
 
     def __init__(self, interval: float = 0.01) -> None:
         import psutil
 
         self.interval = interval
         self.lags: list[tuple[float, float]] = []
+        self.cpu_marks: list[tuple[float, float]] = []
+        self._sent_lags = self._sent_cpu = 0
         self._proc = psutil.Process()
         self._greenlet: Any = None
 
@@ -62,13 +129,30 @@ class ClientMonitor:
     def _loop(self) -> None:
         import gevent
 
+        n = 0
         while True:
+            if n % CPU_EVERY == 0:
+                self.cpu_marks.append((time.time(), self.cpu_seconds()))
+            n += 1
             t0 = time.perf_counter()
             gevent.sleep(self.interval)
             late = time.perf_counter() - t0 - self.interval
             self.lags.append((time.time(), max(late, 0.0) * 1000.0))
-            if len(self.lags) > 1_000_000:  # ~3 h at 10 ms: keep memory bounded
-                del self.lags[:500_000]
+            if len(self.lags) > MAX_SAMPLES:  # keep memory bounded
+                drop = MAX_SAMPLES // 2
+                del self.lags[:drop]
+                self._sent_lags = max(0, self._sent_lags - drop)
+            if len(self.cpu_marks) > MAX_SAMPLES:
+                drop = MAX_SAMPLES // 2
+                del self.cpu_marks[:drop]
+                self._sent_cpu = max(0, self._sent_cpu - drop)
+
+    def drain(self) -> dict[str, list[list[float]]]:
+        """Samples taken since the previous drain, as plain lists (they travel in msgpack)."""
+        lags = [[t, v] for t, v in self.lags[self._sent_lags :]]
+        cpu = [[t, v] for t, v in self.cpu_marks[self._sent_cpu :]]
+        self._sent_lags, self._sent_cpu = len(self.lags), len(self.cpu_marks)
+        return {"lags": lags, "cpu": cpu}
 
     def stop(self) -> None:
         if self._greenlet is not None:

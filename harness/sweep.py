@@ -44,7 +44,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 import harness
 from harness import runstate
-from harness.clientload import ClientMonitor, summarize
+from harness.clientload import HEALTH_KEY, ClientMonitor, WorkerHealth, summarize
 from harness.scenario import (
     OVERRIDES,
     Scenario,
@@ -76,6 +76,7 @@ class PlanShape(LoadTestShape):
         self._wall0: float | None = None
         self._cpu_at: list[float | None] = []  # CPU seconds at the start of each span
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
+        self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
         self._cpu_end: float | None = None
 
     def make_plan(self) -> SweepPlan:
@@ -138,6 +139,8 @@ class PlanShape(LoadTestShape):
         if self.plan is None:
             self.plan = self.make_plan()
             self.runner.environment.events.spawning_complete.add_listener(self._on_spawned)
+            if self.monitor is None:  # a locustfile run (web UI, headless, master): watch this process
+                self.monitor = ClientMonitor().start()
         if self._wall0 is None:
             self._wall0 = time.time() - self.get_run_time()
         now = self.get_run_time()
@@ -200,10 +203,16 @@ class PlanShape(LoadTestShape):
             if not m or m["end_wall"] is None:
                 continue
             client = summarize(lags, m["start_wall"], m["end_wall"], m["cpu_start_s"], m["cpu_end_s"])
+            # distributed: the workers send the requests; the master's own health is beside the point
+            own = self.worker_health.summary(m["start_wall"], m["end_wall"])
             workers = [c for t, c in self._worker_cpu if m["start_wall"] <= t < m["end_wall"]]
-            if workers:  # distributed: the workers send the requests; the master's CPU is beside the point
-                client["master_cpu_percent"] = client["cpu_percent"]
-                client["cpu_percent"] = sum(workers) / len(workers)
+            if own is not None or workers:
+                client = {"master_cpu_percent": client["cpu_percent"],
+                          "master_sched_lag_p99_ms": client["sched_lag_p99_ms"], **(own or {})}
+                if client.get("cpu_percent") is None and workers:  # Locust's 5 s sampling: better than none
+                    client["cpu_percent"] = sum(workers) / len(workers)
+                client.setdefault("cpu_percent", None)
+                client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
         return [out[k] for k in sorted(out)]
 
@@ -236,7 +245,8 @@ class FixedUsersShape(PlanShape):
 
 
 def on_init(environment: Any, **_kw: Any) -> None:
-    """Workers take their step tag from the master (locustfiles add this as an init listener)."""
+    """Locustfiles add this as an init listener. Workers take their step tag from the master and
+    report their own scheduling lag and CPU with each stats report; the master keeps those."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
 
@@ -245,6 +255,20 @@ def on_init(environment: Any, **_kw: Any) -> None:
             runstate.set_step(step, users, phase)
 
         runner.register_message(STEP_MESSAGE, set_tag)
+        monitor = ClientMonitor().start()
+
+        def report(client_id: str, data: dict, **_: Any) -> None:
+            data[HEALTH_KEY] = monitor.drain()
+
+        environment.events.report_to_master.add_listener(report)
+    elif isinstance(runner, MasterRunner):
+
+        def received(client_id: str, data: dict, **_: Any) -> None:
+            shape = environment.shape_class
+            if isinstance(shape, PlanShape) and HEALTH_KEY in data:
+                shape.worker_health.add(str(client_id), data[HEALTH_KEY])
+
+        environment.events.worker_report.add_listener(received)
 
 
 def write_steps_on_stop(environment: Any, **_kw: Any) -> None:

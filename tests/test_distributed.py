@@ -162,8 +162,13 @@ def test_master_wrote_steps_json(run: tuple[Path, float]) -> None:
     for s in steps:
         m = s["phases"]["measure"]
         assert m["end_wall"] - m["start_wall"] == pytest.approx(4, abs=1.5)
-        # distributed: the client CPU is the workers' (reported to the master), the master's beside it
-        assert "master_cpu_percent" in s["client"]
+        # distributed: the client health is the workers' own (their lag and CPU samples, sent with
+        # each stats report), the worst of them; the master's beside it
+        client = s["client"]
+        assert "master_cpu_percent" in client
+        assert len(client["workers"]) == 2, client
+        assert client["sched_lag_p99_ms"] is not None and client["sched_lag_samples"] > 100, client
+        assert client["cpu_percent"] is not None and client["cpu_percent"] > 0, client
 
 
 def test_warmup_starts_once_every_worker_runs_its_users(run: tuple[Path, float]) -> None:
