@@ -9,6 +9,7 @@ so the sweep can reuse the same definitions; `HarnessOptions.from_namespace` rea
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -34,6 +35,8 @@ class HarnessOptions:
     ignore_eos: bool = False
     prompt_pool_size: int = 1000
     stamps: str = "kernel"
+    headers: tuple[str, ...] = ()
+    bearer_token_env: str = ""
 
     @classmethod
     def from_namespace(cls, ns: Any) -> HarnessOptions:
@@ -44,8 +47,27 @@ class HarnessOptions:
         for f in fields(cls):
             value = getattr(ns, f.name, None)
             if value is not None:
-                values[f.name] = value
+                values[f.name] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
+
+    def request_headers(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The extra headers every request carries: each --header, then Authorization from the
+        environment variable named by --bearer-token-env (read here, never stored elsewhere)."""
+        out: dict[str, str] = {}
+        for header in self.headers:
+            name, sep, value = header.partition(":")
+            if not sep or not name.strip() or any(c in header for c in "\r\n"):
+                raise ValueError(f"--header {header!r}: expected 'Name: value' on one line")
+            out[name.strip()] = value.strip()
+        if self.bearer_token_env:
+            token = environ.get(self.bearer_token_env, "").strip()
+            if not token:
+                raise ValueError(f"--bearer-token-env {self.bearer_token_env}: that environment variable is "
+                                 "unset or empty")
+            if any(c in token for c in "\r\n"):
+                raise ValueError(f"--bearer-token-env {self.bearer_token_env}: the token spans lines")
+            out["Authorization"] = f"Bearer {token}"
+        return out
 
     def prompt_spec(self) -> PromptSpec:
         return PromptSpec(
@@ -86,6 +108,12 @@ _SPECS: list[tuple[str, dict[str, Any], bool]] = [
                           help="send ignore_eos=true (vLLM, llama.cpp; TGI has no such parameter)"), True),
     ("--prompt-pool-size", dict(type=int, default=_D.prompt_pool_size,
                                 help="prompts built before the test starts, used round-robin"), True),
+    ("--header", dict(action="append", dest="headers", default=None, metavar="'NAME: VALUE'",
+                      help="extra request header (repeatable), saved as given: pass secrets with "
+                           "--bearer-token-env"), False),
+    ("--bearer-token-env", dict(default=_D.bearer_token_env, metavar="VAR",
+                                help="send 'Authorization: Bearer <$VAR>' (e.g. HF_TOKEN); only the "
+                                     "variable's name is ever saved"), False),
     ("--stamps", dict(choices=STAMP_CHOICES, default=_D.stamps,
                       help="token arrival stamps: 'kernel' receive timestamps (Linux, plain http; the "
                            "client's own delays do not count) or 'recv' (perf_counter after recv)"), False),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -173,7 +174,8 @@ class StreamingUser(User):
         opts = shared.opts
         if not self.host:
             raise ValueError("no --host given (the TGI base URL, e.g. http://127.0.0.1:8080)")
-        self.api = self.api_for(opts)(model=opts.model, ignore_eos=opts.ignore_eos)
+        self.api = self.api_for(opts)(model=opts.model, ignore_eos=opts.ignore_eos,
+                                      headers=opts.request_headers(os.environ))
         self.pool = off_loop(shared.pool, self.api.chat)  # built at test_start: a dict lookup
         self.conn = Connection(self.host, timeout=opts.timeout, kernel_stamps=opts.stamps == "kernel")
         self._stats = self.environment.stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -314,3 +315,17 @@ def test_cancelled_request_still_records(server):
     with Connection(srv.url, timeout=5) as conn, pytest.raises(Cancel):
         apis.run_request(conn, Exploding(), b"{}", records.append, "w")
     assert len(records) == 1 and records[0].error_type == "cancelled"
+
+
+def test_extra_headers_reach_the_server(server, monkeypatch):
+    """--header and --bearer-token-env end up on the wire (the token comes from the environment)."""
+    from harness.options import HarnessOptions
+
+    monkeypatch.setenv("TEST_TOKEN", "hf_secret")
+    opts = HarnessOptions(headers=("X-Tenant: blue",), bearer_token_env="TEST_TOKEN")
+    srv = server(native_handler(2))
+    rec = run(srv.url, api=apis.GenerateStream(headers=opts.request_headers(os.environ)))
+    assert rec.ok
+    lines = srv.requests[0][0].decode().split("\r\n")
+    assert "X-Tenant: blue" in lines and "Authorization: Bearer hf_secret" in lines
+    assert "Content-Type: application/json" in lines  # the API's own headers stay

@@ -39,3 +39,19 @@ def test_env_vars_with_configargparse(monkeypatch):
 def test_missing_namespace_means_defaults():
     assert HarnessOptions.from_namespace(None) == HarnessOptions()
     assert HarnessOptions.from_namespace(argparse.Namespace(seed=3)).seed == 3
+
+
+def test_request_headers(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    ns = parser.parse_args(["--header", "X-A: 1", "--header", "X-B:two words ", "--bearer-token-env", "TOK"])
+    opts = HarnessOptions.from_namespace(ns)
+    assert opts.headers == ("X-A: 1", "X-B:two words ") and opts.bearer_token_env == "TOK"
+    expected = {"X-A": "1", "X-B": "two words", "Authorization": "Bearer abc"}
+    assert opts.request_headers({"TOK": "abc"}) == expected
+    with pytest.raises(ValueError, match="TOK"):
+        opts.request_headers({})  # named but unset: fail, never send an empty token
+    assert HarnessOptions().request_headers({"TOK": "abc"}) == {}
+    for bad in ("no colon", ": empty name", "X-C: a\r\nX-D: b"):
+        with pytest.raises(ValueError):
+            HarnessOptions(headers=(bad,)).request_headers({})
