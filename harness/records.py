@@ -108,7 +108,9 @@ class RecordWriter:
     `interval` seconds later (a crash loses at most that), from a greenlet when gevent is
     running the process, else from a daemon thread; `close` flushes the rest. Under gevent a
     flush serialises `_SLICE` records at a time and yields to the hub in between, so it never
-    holds up the greenlets stamping tokens for more than ~1 ms.
+    holds up the greenlets stamping tokens for more than ~1 ms. A record that arrives after
+    `close` (a request ending while the process quits) is written at once: errors are data, and
+    no flusher would run again.
     """
 
     def __init__(self, path: str | os.PathLike[str], interval: float = 0.5) -> None:
@@ -122,12 +124,23 @@ class RecordWriter:
         self._flusher: Any = None
         self._pause: Any = None  # between slices of a flush: a short gevent sleep, set by start()
         self.written = 0
+        self.closed = False
 
     def append(self, record: Record) -> None:
         self._pending.append(record)
+        if self.closed:
+            self._write_late()
 
     def extend(self, records: Iterable[Record]) -> None:
         self._pending.extend(records)
+        if self.closed:
+            self._write_late()
+
+    def _write_late(self) -> None:
+        batch, self._pending = self._pending, []
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write("".join(r.to_json() + "\n" for r in batch))
+        self.written += len(batch)
 
     def flush(self) -> None:
         # The lock is held across the yields (gevent's, under Locust): close() waits for a flush
@@ -177,6 +190,9 @@ class RecordWriter:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+            self.closed = True
+        if self._pending:  # appended while the last flush yielded
+            self._write_late()
         flusher, self._flusher = self._flusher, None
         if flusher is not None and hasattr(flusher, "kill"):
             flusher.kill(block=False)

@@ -56,7 +56,7 @@ class Shared:
 
     def open_writer(self) -> RecordWriter:
         path = Path(self.opts.records_dir) / f"records-{self.worker.replace(':', '-')}.jsonl"
-        if self.writer is not None and path != self.records_path:
+        if self.writer is not None and (path != self.records_path or self.writer.closed):
             self.writer.close()
             self.writer = None
         if self.writer is None:
@@ -79,12 +79,11 @@ class Shared:
 
     def sink(self, record: Record) -> None:
         writer = self.writer or self.open_writer()
-        writer.append(record)
+        writer.append(record)  # after close() (quitting): written at once, not dropped
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.writer = None
 
 
 shared = Shared()

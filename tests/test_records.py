@@ -50,3 +50,15 @@ def test_writer_flushes_periodically_and_on_close(tmp_path):
     writer.close()
     assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
     assert writer.written == 3
+
+
+def test_record_after_close_is_written_not_dropped(tmp_path):
+    """A request that ends while the process quits (after the writer closed) still leaves its record."""
+    path = tmp_path / "records.jsonl"
+    writer = RecordWriter(path, interval=60).start()
+    writer.append(make_record(1))
+    writer.close()
+    writer.append(make_record(2, error_type="cancelled", token_us=()))
+    writer.extend([make_record(3)])
+    assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
+    assert writer.closed and writer.written == 3
