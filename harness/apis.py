@@ -192,7 +192,11 @@ class Api:
     ) -> None:
         self.model = model
         self.ignore_eos = ignore_eos
-        self.headers = {**_JSON, **(headers or {})}  # e.g. Authorization, X-Emulator-Fault
+        self.headers = dict(_JSON)
+        for name, value in (headers or {}).items():  # e.g. Authorization, X-Emulator-Fault
+            for same in [k for k in self.headers if k.lower() == name.lower()]:
+                del self.headers[same]  # names are case-insensitive: a given one replaces ours
+            self.headers[name] = value
 
     def body(self, text: str, max_new_tokens: int) -> bytes:
         raise NotImplementedError

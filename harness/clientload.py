@@ -6,14 +6,17 @@ core; a gevent process cannot use more than one) and how late a greenlet that sl
 loop wakes up (the hub's scheduling lag, the delay any token read also suffers).
 `summarize` is pure; `ClientMonitor` is the gevent rim that collects the samples.
 
-Distributed, the requests leave from the workers: each worker runs its own monitor and sends the
-new samples with every stats report (Locust's report_to_master, every 3 s); the master keeps them
-in a `WorkerHealth` and a step's client health is its worst worker's.
+Distributed, the requests leave from the workers: each worker runs its own monitor and sends its
+new samples to the master every HEALTH_EVERY_S (a Locust custom message; a window's last second
+may not have arrived when the master writes steps.json); the master keeps them in a
+`WorkerHealth`, and a step's client health is its worst worker's. Samples carry the worker's wall
+clock: hosts must agree on the time (NTP) for them to fall in the right windows.
 """
 
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,7 +45,8 @@ def summarize(
     }
 
 
-HEALTH_KEY = "harness_client_health"  # the worker → master report entry
+HEALTH_KEY = "harness_client_health"  # the worker → master message
+HEALTH_EVERY_S = 1.0
 CPU_EVERY = 25  # lag samples between two CPU marks (0.25 s at 10 ms)
 MAX_SAMPLES = 1_000_000  # per list: ~3 h of lag samples at 10 ms
 
@@ -56,33 +60,43 @@ def _cpu_percent(marks: Sequence[tuple[float, float]], start: float, end: float)
 
 
 class WorkerHealth:
-    """The master's copy of every worker's samples: (wall, lag ms) and (wall, CPU seconds)."""
+    """The master's copy of every worker's samples: (wall, lag ms) and (wall, CPU seconds), kept as
+    flat float arrays (16 bytes a sample: hours of 100 samples/s per worker stay small)."""
 
     def __init__(self) -> None:
-        self.lags: dict[str, list[tuple[float, float]]] = {}
-        self.cpu: dict[str, list[tuple[float, float]]] = {}
+        self.lags: dict[str, array] = {}  # t0, v0, t1, v1, ...
+        self.cpu: dict[str, array] = {}
 
     def add(self, worker: str, payload: Any) -> None:
-        """Take one report's `{"lags": [[wall, ms], ...], "cpu": [[wall, s], ...]}` (bad ones are ignored)."""
+        """Take one message: `{"lags": [[wall, ms], ...], "cpu": [[wall, s], ...]}` (bad items ignored)."""
         if not isinstance(payload, dict):
             return
         for key, store in (("lags", self.lags), ("cpu", self.cpu)):
-            rows = store.setdefault(worker, [])
+            flat = store.setdefault(worker, array("d"))
             for item in payload.get(key) or ():
                 if isinstance(item, (list, tuple)) and len(item) == 2:
-                    rows.append((float(item[0]), float(item[1])))
-            if len(rows) > MAX_SAMPLES:
-                del rows[: len(rows) - MAX_SAMPLES]
+                    try:
+                        flat.extend((float(item[0]), float(item[1])))
+                    except (TypeError, ValueError):
+                        continue
+            if len(flat) > 2 * MAX_SAMPLES:
+                del flat[: len(flat) - 2 * MAX_SAMPLES]
 
     def __bool__(self) -> bool:
         return any(self.lags.values()) or any(self.cpu.values())
+
+    @staticmethod
+    def _pairs(flat: array | None) -> list[tuple[float, float]]:
+        if not flat:
+            return []
+        return list(zip(flat[0::2], flat[1::2], strict=True))
 
     def summary(self, start: float, end: float) -> dict[str, Any] | None:
         """Each worker's health over [start, end) and the worst of them (None without samples)."""
         workers: dict[str, dict[str, Any]] = {}
         for worker in sorted(set(self.lags) | set(self.cpu)):
-            one = summarize(self.lags.get(worker, ()), start, end, None, None)
-            one["cpu_percent"] = _cpu_percent(self.cpu.get(worker, ()), start, end)
+            one = summarize(self._pairs(self.lags.get(worker)), start, end, None, None)
+            one["cpu_percent"] = _cpu_percent(self._pairs(self.cpu.get(worker)), start, end)
             if one["sched_lag_samples"] or one["cpu_percent"] is not None:
                 workers[worker] = one
         if not workers:
@@ -104,7 +118,7 @@ class WorkerHealth:
 
 class ClientMonitor:
     """Samples the hub's wake-up lateness every `interval` s and this process's CPU seconds every
-    CPU_EVERY samples; `drain` hands out what is new since its last call (a worker's report)."""
+    CPU_EVERY samples. A worker calls `drain` to hand everything over to the master."""
 
     def __init__(self, interval: float = 0.01) -> None:
         import psutil
@@ -112,7 +126,6 @@ class ClientMonitor:
         self.interval = interval
         self.lags: list[tuple[float, float]] = []
         self.cpu_marks: list[tuple[float, float]] = []
-        self._sent_lags = self._sent_cpu = 0
         self._proc = psutil.Process()
         self._greenlet: Any = None
 
@@ -139,19 +152,17 @@ class ClientMonitor:
             late = time.perf_counter() - t0 - self.interval
             self.lags.append((time.time(), max(late, 0.0) * 1000.0))
             if len(self.lags) > MAX_SAMPLES:  # keep memory bounded
-                drop = MAX_SAMPLES // 2
-                del self.lags[:drop]
-                self._sent_lags = max(0, self._sent_lags - drop)
+                del self.lags[: MAX_SAMPLES // 2]
             if len(self.cpu_marks) > MAX_SAMPLES:
-                drop = MAX_SAMPLES // 2
-                del self.cpu_marks[:drop]
-                self._sent_cpu = max(0, self._sent_cpu - drop)
+                del self.cpu_marks[: MAX_SAMPLES // 2]
 
     def drain(self) -> dict[str, list[list[float]]]:
-        """Samples taken since the previous drain, as plain lists (they travel in msgpack)."""
-        lags = [[t, v] for t, v in self.lags[self._sent_lags :]]
-        cpu = [[t, v] for t, v in self.cpu_marks[self._sent_cpu :]]
-        self._sent_lags, self._sent_cpu = len(self.lags), len(self.cpu_marks)
+        """Every sample taken since the previous drain, removed from here, as plain lists (they
+        travel in msgpack)."""
+        lags = [[t, v] for t, v in self.lags]
+        cpu = [[t, v] for t, v in self.cpu_marks]
+        self.lags.clear()
+        self.cpu_marks.clear()
         return {"lags": lags, "cpu": cpu}
 
     def stop(self) -> None:

@@ -26,6 +26,7 @@ recv(). Chunked SSE bodies are decoded and split into lines in one generator (no
 
 from __future__ import annotations
 
+import platform
 import socket
 import ssl
 import sys
@@ -38,8 +39,14 @@ _RECV = 65536
 _MAX_HEAD = 65536
 _perf = time.perf_counter
 _time_ns = time.time_ns
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+# 35 on x86 and the asm-generic architectures (arm, arm64, riscv, ...); not on sparc, parisc, alpha, mips
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None)
+if _SO_TIMESTAMPNS is None and sys.platform.startswith("linux") and platform.machine() in (
+    "x86_64", "i386", "i686", "aarch64", "arm64", "armv7l", "armv6l", "riscv64", "ppc64le", "s390x",
+):  # fmt: skip
+    _SO_TIMESTAMPNS = 35
 _ANC = 64  # room for one SCM_TIMESTAMPNS control message
+_SOL_SOCKET = socket.SOL_SOCKET
 _ORDER = sys.byteorder
 _MAX_AGE_S = 60.0  # an older kernel stamp is not believed (clock stepped): use the read time
 
@@ -47,13 +54,15 @@ _MAX_AGE_S = 60.0  # an older kernel stamp is not believed (clock stepped): use 
 def _stamp(anc: list, now: float, floor: float) -> float:
     """The kernel receive time of a recvmsg() as a perf_counter value (else `now`), ≥ `floor`."""
     if anc:
-        cd = anc[0][2]
-        if len(cd) >= 16:
-            ns = int.from_bytes(cd[0:8], _ORDER, signed=True) * 1_000_000_000 + int.from_bytes(
-                cd[8:16], _ORDER, signed=True)
-            age = (_time_ns() - ns) * 1e-9
-            if 0.0 <= age < _MAX_AGE_S:
-                now -= age
+        level, kind, cd = anc[0]
+        if level == _SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+            half = len(cd) // 2  # struct timespec: two longs (8 bytes each on 64-bit, 4 on 32-bit)
+            if half in (4, 8):
+                ns = int.from_bytes(cd[:half], _ORDER, signed=True) * 1_000_000_000 + int.from_bytes(
+                    cd[half:], _ORDER, signed=True)
+                age = (_time_ns() - ns) * 1e-9
+                if 0.0 <= age < _MAX_AGE_S:
+                    now -= age
     return now if now > floor else floor
 
 
@@ -245,11 +254,10 @@ class Connection:
         raise AssertionError("unreachable")
 
     def _head(self, method: str, path: str, body: bytes, headers: Mapping[str, str] | None) -> bytes:
-        lines = [
-            f"{method} {self.prefix}{path} HTTP/1.1",
-            f"Host: {self.host_header}",
-            f"Content-Length: {len(body)}",
-        ]
+        lines = [f"{method} {self.prefix}{path} HTTP/1.1"]
+        if not headers or not any(k.lower() == "host" for k in headers):  # a given Host replaces ours
+            lines.append(f"Host: {self.host_header}")
+        lines.append(f"Content-Length: {len(body)}")
         if headers:
             lines.extend(f"{k}: {v}" for k, v in headers.items())
         lines.append("\r\n")

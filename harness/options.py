@@ -9,6 +9,7 @@ so the sweep can reuse the same definitions; `HarnessOptions.from_namespace` rea
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from harness.prompts import PromptSpec
 
 API_CHOICES = ("generate_stream", "chat", "completions")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
+_FRAMING = ("content-length", "transfer-encoding", "connection")  # the client's own
 STAMP_CHOICES = ("kernel", "recv")
 
 
@@ -56,16 +59,27 @@ class HarnessOptions:
         out: dict[str, str] = {}
         for header in self.headers:
             name, sep, value = header.partition(":")
-            if not sep or not name.strip() or any(c in header for c in "\r\n"):
+            name, value = name.strip(), value.strip()
+            if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n"):
                 raise ValueError(f"--header {header!r}: expected 'Name: value' on one line")
-            out[name.strip()] = value.strip()
+            if name.lower() in _FRAMING:
+                raise ValueError(f"--header {header!r}: the client sets {name} itself")
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"--header {header!r}: HTTP header values are latin-1") from None
+            for same in [k for k in out if k.lower() == name.lower()]:
+                del out[same]
+            out[name] = value
         if self.bearer_token_env:
             token = environ.get(self.bearer_token_env, "").strip()
             if not token:
                 raise ValueError(f"--bearer-token-env {self.bearer_token_env}: that environment variable is "
                                  "unset or empty")
-            if any(c in token for c in "\r\n"):
-                raise ValueError(f"--bearer-token-env {self.bearer_token_env}: the token spans lines")
+            if any(c in token for c in "\r\n") or not token.isascii():
+                raise ValueError(f"--bearer-token-env {self.bearer_token_env}: not a one-line ASCII token")
+            for same in [k for k in out if k.lower() == "authorization"]:
+                del out[same]
             out["Authorization"] = f"Bearer {token}"
         return out
 

@@ -26,6 +26,7 @@ import locust  # noqa: F401 - first: gevent monkey-patches sockets before anythi
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import shlex
@@ -44,7 +45,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 import harness
 from harness import runstate
-from harness.clientload import HEALTH_KEY, ClientMonitor, WorkerHealth, summarize
+from harness.clientload import HEALTH_EVERY_S, HEALTH_KEY, ClientMonitor, WorkerHealth, summarize
 from harness.scenario import (
     OVERRIDES,
     Scenario,
@@ -57,6 +58,7 @@ from harness.scenario import (
 from harness.shape import SweepPlan, fixed_plan
 
 STEP_MESSAGE = "harness_step"
+log = logging.getLogger(__name__)
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.toml"
 
@@ -246,7 +248,7 @@ class FixedUsersShape(PlanShape):
 
 def on_init(environment: Any, **_kw: Any) -> None:
     """Locustfiles add this as an init listener. Workers take their step tag from the master and
-    report their own scheduling lag and CPU with each stats report; the master keeps those."""
+    send it their own scheduling lag and CPU samples every HEALTH_EVERY_S; the master keeps them."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
 
@@ -257,18 +259,25 @@ def on_init(environment: Any, **_kw: Any) -> None:
         runner.register_message(STEP_MESSAGE, set_tag)
         monitor = ClientMonitor().start()
 
-        def report(client_id: str, data: dict, **_: Any) -> None:
-            data[HEALTH_KEY] = monitor.drain()
+        def push() -> None:
+            while True:
+                gevent.sleep(HEALTH_EVERY_S)
+                payload = monitor.drain()
+                if payload["lags"] or payload["cpu"]:
+                    try:
+                        runner.send_message(HEALTH_KEY, payload)
+                    except Exception as exc:  # noqa: BLE001 - the master is gone: nothing to report to
+                        log.debug("client health not sent: %s", exc)
 
-        environment.events.report_to_master.add_listener(report)
+        gevent.spawn(push)
     elif isinstance(runner, MasterRunner):
 
-        def received(client_id: str, data: dict, **_: Any) -> None:
+        def received(environment: Any, msg: Any, **_: Any) -> None:
             shape = environment.shape_class
-            if isinstance(shape, PlanShape) and HEALTH_KEY in data:
-                shape.worker_health.add(str(client_id), data[HEALTH_KEY])
+            if isinstance(shape, PlanShape):
+                shape.worker_health.add(str(msg.node_id), msg.data)
 
-        environment.events.worker_report.add_listener(received)
+        runner.register_message(HEALTH_KEY, received)
 
 
 def write_steps_on_stop(environment: Any, **_kw: Any) -> None:
@@ -421,6 +430,15 @@ def get_json(url: str, timeout: float = 10.0) -> Any:
         return None
 
 
+def token_stamps(option: str, url: str | None) -> str:
+    """What harness.httpstream will actually use: kernel stamps need Linux and plain http."""
+    from harness.httpstream import _SO_TIMESTAMPNS
+
+    if option != "kernel" or _SO_TIMESTAMPNS is None or (url or "").lower().startswith("https:"):
+        return "recv"
+    return "kernel"
+
+
 def run_id_for(sc: Scenario) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + sc.name
 
@@ -456,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    token_env = os.environ.get("LOCUST_BEARER_TOKEN_ENV")
+    if token_env and not os.environ.get(token_env, "").strip():
+        print(f"error: LOCUST_BEARER_TOKEN_ENV names {token_env}, which is unset or empty", file=sys.stderr)
+        return 2
+
     run_id = args.run_id or run_id_for(sc)
     run_dir = Path(args.results_dir) / run_id
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -471,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git(),
         "machine": _machine(),
         # how token arrivals were stamped (harness.httpstream): kernel receive time or read time
-        "token_stamps": os.environ.get("LOCUST_STAMPS", "kernel"),
+        "token_stamps": token_stamps(os.environ.get("LOCUST_STAMPS", "kernel"), chosen_url),
     }
     server: dict[str, Any] = {}
     emulator = container = None

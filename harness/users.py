@@ -136,6 +136,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         shared.preparing.join()
         shared.preparing = None
     _prepare(environment)
+    try:
+        shared.opts.request_headers(os.environ)
+    except ValueError as exc:  # every user will fail at on_start: say it once, plainly
+        log.error("no request will be sent: %s", exc)
     shared.open_writer()
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
     # keeps the collector's full passes (which stop every greenlet) short during the test.

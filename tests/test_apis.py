@@ -329,3 +329,14 @@ def test_extra_headers_reach_the_server(server, monkeypatch):
     lines = srv.requests[0][0].decode().split("\r\n")
     assert "X-Tenant: blue" in lines and "Authorization: Bearer hf_secret" in lines
     assert "Content-Type: application/json" in lines  # the API's own headers stay
+    assert sum(ln.lower().startswith("host:") for ln in lines) == 1
+
+
+def test_given_host_and_accept_replace_ours(server):
+    """Behind an ingress: a Host header given by the user replaces the URL's, once; same for Accept."""
+    srv = server(native_handler(2))
+    api = apis.GenerateStream(headers={"host": "api.example", "accept": "*/*"})
+    assert run(srv.url, api=api).ok
+    lines = srv.requests[0][0].decode().split("\r\n")
+    assert [ln for ln in lines if ln.lower().startswith("host:")] == ["host: api.example"]
+    assert [ln for ln in lines if ln.lower().startswith("accept:")] == ["accept: */*"]

@@ -442,7 +442,10 @@ def test_recv_stamps_are_read_times(serve):
 
 
 def test_stamp_conversion():
-    from harness.httpstream import _stamp
+    from harness.httpstream import _SO_TIMESTAMPNS, _stamp
+
+    if _SO_TIMESTAMPNS != 35:
+        pytest.skip("SO_TIMESTAMPNS is 35 on x86 and the generic Linux ABI only")
 
     def anc(ns: int) -> list:
         return [(socket.SOL_SOCKET, 35, (ns // 10**9).to_bytes(8, sys.byteorder)
@@ -454,3 +457,9 @@ def test_stamp_conversion():
     assert _stamp(anc(time.time_ns() - 20_000_000), now, now - 0.001) == now - 0.001  # never before the floor
     assert _stamp(anc(time.time_ns() + 5 * 10**9), now, 0.0) == now  # from the future: not believed
     assert _stamp(anc(time.time_ns() - 3600 * 10**9), now, 0.0) == now  # an hour old: not believed
+    other = [(socket.SOL_SOCKET, 29, anc(time.time_ns() - 20_000_000)[0][2])]
+    assert _stamp(other, now, 0.0) == now  # not an SCM_TIMESTAMPNS message: ignored
+    ns = time.time_ns() - 20_000_000  # a 32-bit timespec: two 4-byte longs
+    sec, nsec = (ns // 10**9).to_bytes(4, sys.byteorder), (ns % 10**9).to_bytes(4, sys.byteorder)
+    short = [(socket.SOL_SOCKET, 35, sec + nsec)]
+    assert _stamp(short, now, 0.0) == pytest.approx(now - 0.02, abs=0.005)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,7 @@ def test_every_file_is_there_and_well_formed(run: Path) -> None:
         assert key in manifest, key
     assert manifest["server"]["kind"] == "emulator" and manifest["server"]["info"]["model_id"]
     assert manifest["versions"]["locust"] and manifest["scenario"]["steps"][1]["users"] == 4
+    assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")
     steps = json.loads((run / "steps.json").read_text())
     assert [s["users"] for s in steps] == [1, 4]
     assert all(s["client"]["cpu_percent"] is not None for s in steps)
@@ -185,3 +187,18 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "steps.users[1] must be > 0" in proc.stderr
+
+
+def test_unset_bearer_token_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "LOCUST_BEARER_TOKEN_ENV": "HARNESS_TEST_NO_SUCH_TOKEN"}
+    env.pop("HARNESS_TEST_NO_SUCH_TOKEN", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2 and "HARNESS_TEST_NO_SUCH_TOKEN" in proc.stderr
+    assert not any(tmp_path.iterdir())  # no run directory, no emulator started

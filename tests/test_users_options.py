@@ -52,6 +52,10 @@ def test_request_headers(monkeypatch):
     with pytest.raises(ValueError, match="TOK"):
         opts.request_headers({})  # named but unset: fail, never send an empty token
     assert HarnessOptions().request_headers({"TOK": "abc"}) == {}
-    for bad in ("no colon", ": empty name", "X-C: a\r\nX-D: b"):
+    for bad in ("no colon", ": empty name", "X-C: a\r\nX-D: b", "Bad Name: x", "Content-Length: 5",
+                "transfer-encoding: chunked", "X-E: \u20ac"):
         with pytest.raises(ValueError):
             HarnessOptions(headers=(bad,)).request_headers({})
+    # names are case-insensitive: the last one given wins, and the token replaces any Authorization
+    opts = HarnessOptions(headers=("x-a: 1", "X-A: 2", "authorization: Basic x"), bearer_token_env="T")
+    assert opts.request_headers({"T": "t"}) == {"X-A": "2", "Authorization": "Bearer t"}

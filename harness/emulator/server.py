@@ -402,8 +402,8 @@ class App:
         # Load tests reuse prompts (a pool): counting a repeated one again costs ~0.1-0.3 ms of the
         # core that must also keep 50,000 token deadlines a second. TGI tokenizes every time; the
         # count is what matters here, and it is the same.
-        self.count = functools.lru_cache(maxsize=4096)(tokenizer.count)
-        self._count_chat = functools.lru_cache(maxsize=4096)(
+        self.count = functools.lru_cache(maxsize=1024)(tokenizer.count)
+        self._count_chat = functools.lru_cache(maxsize=1024)(
             lambda key: tokenizer.count_chat(json.loads(key)))
         self.table = wire.TokenTable(tokenizer)
         self.corpus = Corpus(tokenizer)
@@ -657,7 +657,8 @@ class App:
         try:
             if chat_messages is not None:
                 try:
-                    input_len = self._count_chat(json.dumps(chat_messages, sort_keys=True))
+                    # key order kept (no sort_keys): the template sees the messages as sent
+                    input_len = self._count_chat(json.dumps(chat_messages))
                 except Exception as exc:  # noqa: BLE001 - template errors are the client's
                     raise ValidationError(f"Template error: {exc}") from None
             else:
