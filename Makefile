@@ -14,7 +14,7 @@ PROFILE ?= inf2-xlarge-llama3-8b
 PORT ?= 8080
 ARGS ?=
 
-.PHONY: venv test test-fast bench ui perf emulate images lint clean
+.PHONY: venv test test-fast bench ui perf emulate images engine lint clean
 
 venv: $(STAMP)
 
@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -q
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not integration and not docker and not distributed"
+	$(PY) -m pytest -q -m "not integration and not docker and not distributed and not engine"
 
 lint: venv
 	$(VENV)/bin/ruff check harness tests bench locustfiles
@@ -51,6 +51,9 @@ emulate: venv
 
 images: venv
 	bash docker/build-images.sh
+
+engine: venv
+	bash scripts/build-llama-server.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

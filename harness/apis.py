@@ -49,7 +49,9 @@ class Outcome:
 class Stream:
     """State of one response stream. `feed` is the hot path; `finish` parses what it kept."""
 
-    __slots__ = ("t_send", "token_us", "last_token", "last_other", "error_line", "malformed", "done")
+    __slots__ = (
+        "t_send", "token_us", "last_token", "last_other", "last_finish", "error_line", "malformed", "done",
+    )  # fmt: skip
     openai: ClassVar[bool] = False
 
     def __init__(self, t_send: float) -> None:
@@ -57,6 +59,7 @@ class Stream:
         self.token_us: list[int] = []
         self.last_token: bytes | None = None  # raw payload of the last token event
         self.last_other: bytes | None = None  # raw payload of the last non-token event
+        self.last_finish: bytes | None = None  # a chunk with only a finish_reason (OpenAI routes)
         self.error_line: bytes | None = None  # raw payload of the first error event
         self.malformed: bytes | None = None  # first data line that cannot be a JSON object
         self.done = False  # [DONE] seen (OpenAI routes)
@@ -81,6 +84,9 @@ class Stream:
                 i = line.find(b'"choices":', off) + 10  # empty choices: a usage-only chunk
                 if i >= 10 and (line.startswith(b"[]", i) or line.startswith(b" []", i)):
                     self.last_other = line
+                    continue
+                if b'"delta":{}' in line or b'"delta": {}' in line:  # llama.cpp's finish-only chunk:
+                    self.last_finish = line  # no role, content or tool call, so no token
                     continue
             if not line.endswith(b"}") and self.malformed is None:
                 self.malformed = line[off:]  # still a token event: it arrived, we just can't read it
@@ -161,10 +167,12 @@ class OpenAIStream(Stream):
 
     def _final(self, out: Outcome) -> bool:
         finished = False
-        if self.last_token is not None:
-            chunk = json.loads(_payload(self.last_token))
-            choice = chunk["choices"][-1]
-            out.finish_reason = choice.get("finish_reason") or None
+        for line in (self.last_token, self.last_finish):
+            if line is None:
+                continue
+            chunk = json.loads(_payload(line))
+            choices = chunk.get("choices") or [{}]
+            out.finish_reason = choices[-1].get("finish_reason") or out.finish_reason
             finished = out.finish_reason is not None
             _usage(chunk, out)
         if self.last_other is not None:

@@ -75,6 +75,31 @@ def test_chat_stream_with_usage_and_done(space):
     assert (out.server_input_tokens, out.finish_reason) == (7, "length")
 
 
+# llama.cpp's llama-server (b1-0c1e570, from llama-cpp-python 0.3.36), captured: a role-only first
+# chunk, content chunks, a finish-only chunk with an empty delta, then usage and [DONE].
+LLAMACPP_CHAT = [
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
+    b'"created":1,"id":"c","model":"m","system_fingerprint":"b1-0c1e570","object":"chat.completion.chunk"}',
+    *[b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"%b"}}],"created":1,"id":"c",'
+      b'"model":"m","system_fingerprint":"b1-0c1e570","object":"chat.completion.chunk"}' % t
+      for t in (b"Hello", b"!", b" How")],
+    b'data: {"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1,"id":"c","model":"m",'
+    b'"system_fingerprint":"b1-0c1e570","object":"chat.completion.chunk"}',
+    b'data: {"choices":[],"created":1,"id":"c","model":"m","system_fingerprint":"b1-0c1e570",'
+    b'"object":"chat.completion.chunk","usage":{"completion_tokens":3,"prompt_tokens":31,"total_tokens":34}}',
+    b"data: [DONE]",
+]
+
+
+def test_llamacpp_finish_only_chunk_is_not_a_token():
+    s = apis.OpenAIStream(0.0)
+    feed_all(s, [ev + b"\n\n" for ev in LLAMACPP_CHAT])
+    out = s.finish(True)
+    assert out.error_type is None and s.done
+    assert len(s.token_us) == 4  # the role chunk (the vLLM convention) and 3 contents; not the finish
+    assert (out.server_output_tokens, out.server_input_tokens, out.finish_reason) == (3, 31, "length")
+
+
 @pytest.mark.parametrize(
     "name",
     [
