@@ -127,6 +127,8 @@ def test_openai_error_event_and_disconnect(emu, api_cls):
     assert (rec.error_type, rec.output_tokens) == ("stream_error", 2)
     rec = send(emu.url, api_cls(headers={"X-Emulator-Fault": "disconnect=4"}))
     assert (rec.error_type, rec.output_tokens) == ("truncated", 4)
+    rec = send(emu.url, api_cls(headers={"X-Emulator-Fault": "malformed=3"}))
+    assert rec.error_type == "malformed" and b'"choices":' in rec.error.encode()  # cut in its own shape
 
 
 def run_locust(locustfile: str, url: str, tmp: Path, seconds: int) -> tuple[list, list[dict]]:

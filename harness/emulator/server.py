@@ -175,8 +175,14 @@ class Gen:
         app = self.app
         now = time.monotonic()
         if self.streaming:
-            if f is not None and f.malformed == i:
-                data = wire.chunk(b'data:{"index":%d,"token":{"id":%d,"te\n\n' % (i, tid))
+            if f is not None and f.malformed == i:  # an event cut short, in the route's own shape
+                if self.kind == "generate_stream":
+                    data = wire.chunk(b'data:{"index":%d,"token":{"id":%d,"te\n\n' % (i, tid))
+                elif self.kind == "chat_stream":
+                    data = wire.chunk(b'data:{"object":"chat.completion.chunk","choices":[{"index":0,'
+                                      b'"delta":{"ro\n\n')
+                else:
+                    data = wire.chunk(b'data:{"object":"text_completion","choices":[{"index":0,"te\n\n')
             elif last:
                 data = self._final_stream_bytes()
             else:
