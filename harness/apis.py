@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness import runstate
-from harness.httpstream import Connection, HttpError, Response, Truncated
+from harness.httpstream import Connection, HttpError, Response, Truncated, set_header
 from harness.records import Record
 
 _perf = time.perf_counter
@@ -202,9 +202,7 @@ class Api:
         self.ignore_eos = ignore_eos
         self.headers = dict(_JSON)
         for name, value in (headers or {}).items():  # e.g. Authorization, X-Emulator-Fault
-            for same in [k for k in self.headers if k.lower() == name.lower()]:
-                del self.headers[same]  # names are case-insensitive: a given one replaces ours
-            self.headers[name] = value
+            set_header(self.headers, name, value)  # a given one replaces ours, whatever its case
 
     def body(self, text: str, max_new_tokens: int) -> bytes:
         raise NotImplementedError

@@ -66,6 +66,13 @@ def _stamp(anc: list, now: float, floor: float) -> float:
     return now if now > floor else floor
 
 
+def set_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Set a header, replacing any of the same name in another case (names are case-insensitive)."""
+    for same in [k for k in headers if k.lower() == name.lower()]:
+        del headers[same]
+    headers[name] = value
+
+
 def enable_kernel_stamps(sock: socket.socket) -> bool:
     """Ask for SO_TIMESTAMPNS receive timestamps on a plain TCP socket (Linux); False if refused."""
     if _SO_TIMESTAMPNS is None or not hasattr(sock, "recvmsg"):
@@ -323,6 +330,17 @@ class Response:
         self._pump: _Pump | None = None  # gevent: the callback reader, while pump_lines runs
 
     # -- low level -------------------------------------------------------------------------
+    def _read(self, sock: Any) -> bytes:
+        """One read of `sock` (blocking or not); stamps `t_last` with the kernel's receive time
+        of its last byte when the connection has kernel stamps, else with the read time."""
+        if self._kstamp:
+            data, anc, _, _ = sock.recvmsg(_RECV, _ANC)
+            self.t_last = _stamp(anc, _perf(), self.t_last)
+        else:
+            data = sock.recv(_RECV)
+            self.t_last = _perf()
+        return data
+
     def _recv_blocking(self) -> bytes:
         """One recv() with the remaining time as timeout; stamps `t_last`."""
         remaining = self.deadline - _perf()
@@ -331,12 +349,7 @@ class Response:
         sock = self._sock
         sock.settimeout(remaining)
         try:
-            if self._kstamp:
-                data, anc, _, _ = sock.recvmsg(_RECV, _ANC)
-                self.t_last = _stamp(anc, _perf(), self.t_last)
-            else:
-                data = sock.recv(_RECV)
-                self.t_last = _perf()
+            data = self._read(sock)
         except TimeoutError as exc:
             raise ReadTimeout("read timed out") from exc
         except OSError as exc:
@@ -372,12 +385,7 @@ class Response:
             finally:
                 self._waiting = None
             try:
-                if self._kstamp:
-                    data, anc, _, _ = raw.recvmsg(_RECV, _ANC)
-                    self.t_last = _stamp(anc, _perf(), self.t_last)
-                else:
-                    data = raw.recv(_RECV)
-                    self.t_last = _perf()
+                data = self._read(raw)
             except BlockingIOError:
                 continue  # spurious wake-up
             except OSError as exc:
@@ -780,19 +788,15 @@ class _Pump:
             return
         resp = self.resp
         try:
-            if resp._kstamp:
-                data, anc, _, _ = self.raw.recvmsg(_RECV, _ANC)
-                t = resp.t_last = _stamp(anc, _perf(), resp.t_last)
-            else:
-                data = self.raw.recv(_RECV)
-                t = resp.t_last = _perf()
+            data = resp._read(self.raw)
         except BlockingIOError:
             return
         except OSError as exc:
             self._end(Truncated(f"connection error while reading: {exc}"))
             return
+        t = resp.t_last
         if not data:
-            self.resp._eof = True
+            resp._eof = True
             self._end(Truncated("connection closed before the end of the chunked body"))
             return
         try:

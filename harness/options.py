@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from harness.httpstream import set_header
 from harness.prompts import PromptSpec
 
 API_CHOICES = ("generate_stream", "chat", "completions")
@@ -68,9 +69,7 @@ class HarnessOptions:
                 value.encode("latin-1")
             except UnicodeEncodeError:
                 raise ValueError(f"--header {header!r}: HTTP header values are latin-1") from None
-            for same in [k for k in out if k.lower() == name.lower()]:
-                del out[same]
-            out[name] = value
+            set_header(out, name, value)
         if self.bearer_token_env:
             token = environ.get(self.bearer_token_env, "").strip()
             if not token:
@@ -78,9 +77,7 @@ class HarnessOptions:
                                  "unset or empty")
             if any(c in token for c in "\r\n") or not token.isascii():
                 raise ValueError(f"--bearer-token-env {self.bearer_token_env}: not a one-line ASCII token")
-            for same in [k for k in out if k.lower() == "authorization"]:
-                del out[same]
-            out["Authorization"] = f"Bearer {token}"
+            set_header(out, "Authorization", f"Bearer {token}")
         return out
 
     def prompt_spec(self) -> PromptSpec:
