@@ -73,6 +73,14 @@ def set_header(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
+def stamp_source(option: str, url: str | None) -> str:
+    """Which stamps a connection to `url` gets under `--stamps option`: kernel receive timestamps
+    need Linux (a known SO_TIMESTAMPNS) and plain http; everything else is stamped at the read."""
+    if option != "kernel" or _SO_TIMESTAMPNS is None or (url or "").lower().startswith("https:"):
+        return "recv"
+    return "kernel"
+
+
 def enable_kernel_stamps(sock: socket.socket) -> bool:
     """Ask for SO_TIMESTAMPNS receive timestamps on a plain TCP socket (Linux); False if refused."""
     if _SO_TIMESTAMPNS is None or not hasattr(sock, "recvmsg"):

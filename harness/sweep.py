@@ -46,6 +46,7 @@ from locust.runners import MasterRunner, WorkerRunner
 import harness
 from harness import runstate
 from harness.clientload import HEALTH_EVERY_S, HEALTH_KEY, ClientMonitor, WorkerHealth, summarize
+from harness.httpstream import stamp_source
 from harness.scenario import (
     OVERRIDES,
     Scenario,
@@ -430,15 +431,6 @@ def get_json(url: str, timeout: float = 10.0) -> Any:
         return None
 
 
-def token_stamps(option: str, url: str | None) -> str:
-    """What harness.httpstream will actually use: kernel stamps need Linux and plain http."""
-    from harness.httpstream import _SO_TIMESTAMPNS
-
-    if option != "kernel" or _SO_TIMESTAMPNS is None or (url or "").lower().startswith("https:"):
-        return "recv"
-    return "kernel"
-
-
 def run_id_for(sc: Scenario) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + sc.name
 
@@ -494,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git(),
         "machine": _machine(),
         # how token arrivals were stamped (harness.httpstream): kernel receive time or read time
-        "token_stamps": token_stamps(os.environ.get("LOCUST_STAMPS", "kernel"), chosen_url),
+        "token_stamps": stamp_source(os.environ.get("LOCUST_STAMPS", "kernel"), chosen_url),
     }
     server: dict[str, Any] = {}
     emulator = container = None

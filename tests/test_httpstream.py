@@ -463,3 +463,13 @@ def test_stamp_conversion():
     sec, nsec = (ns // 10**9).to_bytes(4, sys.byteorder), (ns % 10**9).to_bytes(4, sys.byteorder)
     short = [(socket.SOL_SOCKET, 35, sec + nsec)]
     assert _stamp(short, now, 0.0) == pytest.approx(now - 0.02, abs=0.005)
+
+
+def test_stamp_source():
+    from harness.httpstream import _SO_TIMESTAMPNS, stamp_source
+
+    expected = "kernel" if _SO_TIMESTAMPNS is not None else "recv"
+    assert stamp_source("kernel", "http://127.0.0.1:8080") == expected
+    assert stamp_source("kernel", None) == expected  # the emulator or a container: plain http
+    assert stamp_source("kernel", "HTTPS://endpoint") == "recv"  # TLS: stamped at the read
+    assert stamp_source("recv", "http://x") == "recv"
