@@ -82,9 +82,6 @@ class WorkerHealth:
             if len(flat) > 2 * MAX_SAMPLES:
                 del flat[: len(flat) - 2 * MAX_SAMPLES]
 
-    def __bool__(self) -> bool:
-        return any(self.lags.values()) or any(self.cpu.values())
-
     @staticmethod
     def _pairs(flat: array | None) -> list[tuple[float, float]]:
         if not flat:

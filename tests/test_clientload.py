@@ -17,7 +17,7 @@ def test_summarize_window_and_cpu():
 
 def test_worker_health_is_the_worst_workers():
     h = WorkerHealth()
-    assert not h and h.summary(0, 10) is None
+    assert h.summary(0, 10) is None  # no worker has reported
     calm = {"lags": [[t / 10, 0.1] for t in range(100)], "cpu": [[float(t), 0.2 * t] for t in range(11)]}
     busy = {"lags": [[t / 10, 30.0 if t % 20 == 0 else 0.5] for t in range(100)],
             "cpu": [[float(t), 0.9 * t] for t in range(11)]}

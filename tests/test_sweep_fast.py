@@ -175,16 +175,16 @@ def test_report_command_recomputes_the_same(run: Path, tmp_path: Path) -> None:
     assert (run / "summary.csv").read_text() == before
 
 
+def _sweep_refused(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A sweep that must stop before starting anything."""
+    return subprocess.run([sys.executable, "-m", "harness", "sweep", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
 def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[steps]\nusers = [1, 0]\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "sweep", "--scenario", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _sweep_refused("--scenario", str(bad))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "steps.users[1] must be > 0" in proc.stderr
 
@@ -192,13 +192,6 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_unset_bearer_token_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
     env = {**os.environ, "LOCUST_BEARER_TOKEN_ENV": "HARNESS_TEST_NO_SUCH_TOKEN"}
     env.pop("HARNESS_TEST_NO_SUCH_TOKEN", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    proc = _sweep_refused("--results-dir", str(tmp_path), env=env)
     assert proc.returncode == 2 and "HARNESS_TEST_NO_SUCH_TOKEN" in proc.stderr
     assert not any(tmp_path.iterdir())  # no run directory, no emulator started
