@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # With SERVER (a container to start) the seed's full scenario; otherwise the short default.
-SCENARIO ?= $(if $(SERVER),scenarios/seed.toml,scenarios/default.toml)
+SCENARIO ?= $(if $(SERVER),seed,default)
 TGI_URL ?=
 SERVER ?=
 MODEL ?=
@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -q
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not integration and not docker and not distributed and not engine"
+	$(PY) -m pytest -q tests/unit
 
 lint: venv
 	$(VENV)/bin/ruff check harness tests bench locustfiles

@@ -1,7 +1,7 @@
 """Can ONE client core carry N streams and still measure to the millisecond? (issue #6)
 
 Not a test. For each stream count: the emulator's `exact` profile (TTFT 50 ms, ITL 20 ms) in one
-process pinned to one core; our real Locust user (`harness.users`, records and events included)
+process pinned to one core; our real Locust user (`harness.load.users`, records and events included)
 run headless as a library in a child process pinned to another core, closed loop, 200 output
 tokens fixed, small prompts. The ramp spreads the starts over one request's duration (so streams
 are not in lock-step), then a warm-up, then a measured window:
@@ -15,7 +15,7 @@ are not in lock-step), then a warm-up, then a measured window:
 - throughput counts every token stamp that falls inside the window, over the ideal
   N × tokens / (TTFT + (tokens − 1) × ITL) per second;
 - client CPU is the pinned child's own CPU time over the window (psutil; 100 % = the core), and its
-  scheduling lag is `harness.clientload.ClientMonitor`'s (how late a 50 ms sleep wakes up).
+  scheduling lag is `harness.load.health.ClientMonitor`'s (how late a 50 ms sleep wakes up).
 
     .venv/bin/python bench/client_capacity.py --streams 64 256 512 1024
     .venv/bin/python bench/client_capacity.py --streams 1024 --py-spy bench/out/profile.svg
@@ -59,8 +59,8 @@ def child(cfg: dict[str, Any]) -> None:
     from locust.argument_parser import get_parser
     from locust.env import Environment
 
-    from harness import users
-    from harness.clientload import ClientMonitor, summarize
+    from harness.load import users
+    from harness.load.health import ClientMonitor, summarize
 
     url, n = cfg["url"], cfg["streams"]
     argv = ["--headless", "--host", url, "--api", "generate_stream",
@@ -141,7 +141,7 @@ def _raise_fd_limit() -> None:
 
 
 def run_one(n: int, args: argparse.Namespace, server_cpu: int | None, client_cpu: int | None) -> dict:
-    from harness.emulator.testing import EmulatorProcess
+    from harness.targets.emulator_process import EmulatorProcess
 
     request_s = args.ttft_ms / 1000 + (args.tokens - 1) * args.itl_ms / 1000
     emu_args = ["--ttft-ms", str(args.ttft_ms), "--itl-ms", str(args.itl_ms),
@@ -166,7 +166,7 @@ def run_one(n: int, args: argparse.Namespace, server_cpu: int | None, client_cpu
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"client child failed (rc {proc.returncode}): {out[-2000:]}")
         res = json.loads(line[7:])
-        from harness.records import read_records
+        from harness.records.record import read_records
 
         recs = [r for p in sorted(Path(tmp).glob("records*.jsonl")) for r in read_records(p)]
     return analyse(n, args, request_s, res, recs)
@@ -182,7 +182,7 @@ def _start_py_spy(pid: int, args: argparse.Namespace, request_s: float) -> subpr
 
 
 def analyse(n: int, args: argparse.Namespace, request_s: float, res: dict, recs: list) -> dict:
-    from harness.metrics import percentile
+    from harness.analysis.metrics import percentile
 
     w0, w1 = res["w0"], res["w1"]
     sent = [r for r in recs if w0 <= r.wall_start < w1]

@@ -34,7 +34,7 @@ GOAL_P99_MS = 2.0  # issue #6: the emulator keeps 1024 streams × 50 tokens/s wi
 import machine  # noqa: E402
 
 from harness.emulator.loadgen import ClosedLoop, stream_request  # noqa: E402
-from harness.emulator.testing import EmulatorProcess  # noqa: E402
+from harness.targets.emulator_process import EmulatorProcess  # noqa: E402
 
 
 def client_proc(host: str, port: int, users: int, offset: int, tokens: int, ramp_s: float, stop_at: float,

@@ -10,10 +10,10 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "emulate": ("harness.emulator.cli", "run the TGI emulator (HTTP server)"),
-    "sweep": ("harness.sweep", "headless sweep through user counts; writes results/<run-id>/"),
-    "report": ("harness.report", "recompute a report from a results directory"),
-    "ui": ("harness.ui", "Locust web UI against the emulator or a TGI URL"),
+    "emulate": ("harness.cli.emulate", "run the TGI emulator (HTTP server)"),
+    "sweep": ("harness.load.sweep", "headless sweep through user counts; writes results/<run-id>/"),
+    "report": ("harness.report.build", "recompute a report from a results directory"),
+    "ui": ("harness.cli.ui", "Locust web UI against the emulator or a TGI URL"),
 }
 
 

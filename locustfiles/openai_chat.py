@@ -2,7 +2,7 @@
 `locust -f locustfiles/openai_chat.py --host http://HOST:PORT [--model NAME] [--ignore-eos]`.
 """
 
-from harness.users import OpenAIChatUser
+from harness.load.users import OpenAIChatUser
 
 
 class ChatUser(OpenAIChatUser):

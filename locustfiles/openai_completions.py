@@ -2,7 +2,7 @@
 `locust -f locustfiles/openai_completions.py --host http://HOST:PORT [--model NAME] [--ignore-eos]`.
 """
 
-from harness.users import OpenAICompletionsUser
+from harness.load.users import OpenAICompletionsUser
 
 
 class CompletionsUser(OpenAICompletionsUser):

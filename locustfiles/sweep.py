@@ -12,8 +12,8 @@ steps.json is written into --records-dir, so `python -m harness report DIR` rebu
 
 from locust import events
 
-from harness import sweep
-from harness.users import ApiUser
+from harness.load import sweep
+from harness.load.users import ApiUser
 
 events.init.add_listener(sweep.on_init)
 events.test_stop.add_listener(sweep.write_steps_on_stop)

@@ -1,9 +1,9 @@
 """Locust against TGI's native streaming route: `locust -f locustfiles/tgi.py --host http://HOST:PORT`.
 
-Options (--input-tokens-mean, --records-dir, ...): see `harness.options` or `locust --help`.
+Options (--input-tokens-mean, --records-dir, ...): see `harness.load.options` or `locust --help`.
 """
 
-from harness.users import TgiStreamUser
+from harness.load.users import TgiStreamUser
 
 
 class TgiUser(TgiStreamUser):

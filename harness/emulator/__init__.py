@@ -1,7 +1,7 @@
 """TGI emulator: an HTTP server speaking TGI's API with timing from a model of TGI's scheduler.
 
 Run: `python -m harness emulate [--profile NAME] [--port N] ...` (see cli.py); tests use
-`harness.emulator.testing.EmulatorProcess`.
+`harness.targets.emulator_process.EmulatorProcess`.
 
 Modules: profiles (timing presets), engine (pure scheduler model, clock injected), server (raw
 asyncio HTTP/1.1), wire (TGI byte formats), corpus (output tokens), faults (fault/timing header

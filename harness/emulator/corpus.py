@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-SONNETS = Path(__file__).resolve().parent.parent / "data" / "sonnets.txt"
+SONNETS = Path(__file__).resolve().parent.parent / "workload" / "data" / "sonnets.txt"
 _FALLBACK = (
     "Shall I compare thee to a summer's day? Thou art more lovely and more temperate: "
     "Rough winds do shake the darling buds of May, And summer's lease hath all too short a date; "

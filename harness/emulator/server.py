@@ -399,7 +399,7 @@ class Lane:
 class App:
     """Server state: config, tokenizer tables, the engine model, the release heap and the timer."""
 
-    def __init__(self, cfg: ServerConfig, tokenizer: Any) -> None:  # harness.tokenizer.Tokenizer
+    def __init__(self, cfg: ServerConfig, tokenizer: Any) -> None:  # harness.workload.tokenizer.Tokenizer
         self.cfg = cfg
         self.profile = p = cfg.profile
         self.model_id = p.model_id

@@ -131,7 +131,7 @@ _GEN_TAIL = b',"generated_text":null,"details":null}\n\n\r\n'
 class TokenTable:
     """Cached per-token byte fragments: TGI Token JSON, JSON-escaped text, raw text."""
 
-    def __init__(self, tokenizer) -> None:  # noqa: ANN001 - harness.tokenizer.Tokenizer
+    def __init__(self, tokenizer) -> None:  # noqa: ANN001 - harness.workload.tokenizer.Tokenizer
         self.tok = tokenizer
         self._special = set(tokenizer.hf.all_special_ids)
         self._frag: dict[int, bytes] = {}

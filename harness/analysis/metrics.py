@@ -1,0 +1,292 @@
+"""Metrics as pure functions of `Record`s: the single place where each figure is defined.
+
+Peers disagree on names (see the README table), so every function says what it computes:
+
+- TTFT: arrival of the first token event after the request bytes were written
+  (`token_us[0]`); the first *token* event, not the HTTP headers (TGI sends those first).
+- E2E: `t_end - t_send` (final event, error or close).
+- ITL (TPOT): `(E2E - TTFT) / (N - 1)` with N the token events received: the mean decode time per
+  token after the first (vLLM "TPOT"; GuideLLM, genai-perf, inference-benchmarker "ITL"). Undefined
+  when N < 2.
+- E2E per token: `E2E / N`, includes TTFT (llmperf "inter_token_latency", GuideLLM "TPOT") —
+  kept only to compare with llmperf-based tables such as the seed.
+- Gaps: the differences between successive token arrivals; pooled over requests they are vLLM's
+  "ITL" distribution; each request's largest gap shows stalls (e.g. a prefill pausing decode).
+- Per-request output throughput: `N / E2E` tokens/s (llmperf request_output_throughput).
+- Aggregate output throughput: token events of *successful* requests that *arrived* inside a
+  window, divided by the window's length (exact from `token_us`, so requests straddling the window
+  edges count for the part they streamed inside it). Failed requests never contribute tokens.
+
+Percentiles are exact (numpy's default "linear" interpolation over the sorted samples), never
+Locust's bucketed response times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.records.record import Record
+
+PERCENTILES = (50, 90, 99)
+CANCELLED = "cancelled"  # error_type of a request abandoned by the client (see harness.client.apis)
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation between closest ranks (numpy default).
+
+    NaN for no values, so a table shows "n/a" instead of a made-up zero.
+    """
+    data = sorted(values)
+    if not data:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q must be in [0, 100], got {q}")
+    pos = (len(data) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    frac = pos - lo
+    return data[lo] + (data[hi] - data[lo]) * frac
+
+
+def mean(values: Iterable[float]) -> float:
+    data = list(values)
+    return sum(data) / len(data) if data else math.nan
+
+
+# --- per request ----------------------------------------------------------------------------
+
+
+def ttft_s(r: Record) -> float | None:
+    """Seconds from send to the first token event; None when no token arrived."""
+    return r.token_us[0] / 1e6 if r.token_us else None
+
+
+def e2e_s(r: Record) -> float:
+    """Seconds from send to the final event (or error/close)."""
+    return r.t_end - r.t_send
+
+
+def itl_s(r: Record) -> float | None:
+    """(E2E − TTFT) / (N − 1): decode time per token after the first (vLLM TPOT)."""
+    n = r.output_tokens
+    first = ttft_s(r)
+    if first is None or n < 2:
+        return None
+    return (e2e_s(r) - first) / (n - 1)
+
+
+def e2e_per_token_s(r: Record) -> float | None:
+    """E2E / N, TTFT included (llmperf's "inter-token latency")."""
+    return e2e_s(r) / r.output_tokens if r.output_tokens > 0 else None
+
+
+def gaps_s(r: Record) -> list[float]:
+    """Gaps between successive token arrivals, in seconds (N − 1 values)."""
+    t = r.token_us
+    return [(t[i] - t[i - 1]) / 1e6 for i in range(1, len(t))]
+
+
+def max_gap_s(r: Record) -> float | None:
+    """The request's largest gap between tokens (a stall, e.g. decode paused by a prefill)."""
+    g = gaps_s(r)
+    return max(g) if g else None
+
+
+def output_tps(r: Record) -> float | None:
+    """Per-request output tokens/s, N / E2E (llmperf request_output_throughput)."""
+    e2e = e2e_s(r)
+    return r.output_tokens / e2e if e2e > 0 and r.output_tokens > 0 else None
+
+
+def input_tokens(r: Record) -> int | None:
+    """Measured input tokens: the server's count when it reported one, else the client tokenizer's."""
+    return r.server_input_tokens if r.server_input_tokens is not None else r.input_tokens
+
+
+# --- per step -------------------------------------------------------------------------------
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def latency_samples(records: Sequence[Record]) -> dict[str, list[float]]:
+    """The samples of each latency distribution over successful records (seconds)."""
+    ok = [r for r in records if r.ok]
+    pooled: list[float] = []
+    for r in ok:
+        pooled.extend(gaps_s(r))
+    return {
+        "ttft": _present(ttft_s(r) for r in ok),
+        "itl": _present(itl_s(r) for r in ok),
+        "e2e_per_token": _present(e2e_per_token_s(r) for r in ok),
+        "gap": pooled,
+        "max_gap": _present(max_gap_s(r) for r in ok),
+        "e2e": [e2e_s(r) for r in ok],
+        "output_tps": _present(output_tps(r) for r in ok),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A measurement window in wall-clock seconds (time.time()), [start, end)."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return max(self.end - self.start, 0.0)
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+def completed_in(records: Iterable[Record], window: Window) -> list[Record]:
+    """Records whose request *completed* inside the window (any step/phase it was sent in)."""
+    return [r for r in records if window.contains(r.wall_end)]
+
+
+def tokens_in(r: Record, window: Window) -> int:
+    """How many of the request's token events arrived inside the window (wall clock)."""
+    if r.wall_start >= window.end or r.wall_end < window.start:
+        return 0
+    lo, hi = (window.start - r.wall_start) * 1e6, (window.end - r.wall_start) * 1e6
+    return sum(1 for t in r.token_us if lo <= t < hi)
+
+
+def aggregate_output_tps(records: Iterable[Record], window: Window) -> float:
+    """Token events of successful requests that arrived inside the window ÷ window length.
+
+    Failed requests count as errors, never as tokens (the seed's c=16 throughput counted them).
+    Requests the client abandoned (`cancelled`, e.g. users stopped at a step boundary) were served
+    correctly up to that moment, so their tokens that arrived inside the window do count.
+    """
+    if window.duration <= 0:
+        return math.nan
+    return sum(tokens_in(r, window) for r in records if r.ok or r.error_type == CANCELLED) / window.duration
+
+
+def completed_output_tps(records: Iterable[Record], window: Window) -> float:
+    """Output tokens of successful requests *completed* in the window ÷ window (llmperf-like; coarser)."""
+    if window.duration <= 0:
+        return math.nan
+    return sum(r.output_tokens for r in completed_in(records, window) if r.ok) / window.duration
+
+
+def measured_records(records: Iterable[Record], step: int, window: Window) -> list[Record]:
+    """The requests a step's latency statistics use: sent in that step after its ramp (warm-up or
+    measurement phase) and completed inside its measurement window, so each one ran its whole life
+    at the step's user count. Requests in flight when the window closes count in no step's latency
+    (they straddle a load change), only in throughput for the tokens that arrived inside a window.
+    Requests the client itself abandoned (`cancelled`: Locust stopped the user) are neither
+    successes nor server errors, so they count nowhere.
+    """
+    return [
+        r
+        for r in records
+        if r.step == step
+        and r.phase in ("warmup", "measure")
+        and r.error_type != CANCELLED
+        and window.contains(r.wall_end)
+    ]
+
+
+def requests_per_minute(records: Iterable[Record], window: Window) -> float:
+    """Successful requests completed in the window per minute of window."""
+    if window.duration <= 0:
+        return math.nan
+    return sum(1 for r in completed_in(records, window) if r.ok) * 60.0 / window.duration
+
+
+def cost_per_million(price_per_hour: float | None, tokens_per_s: float) -> float:
+    """Instance $/h ÷ (tokens/s × 3600) × 10⁶: dollars per million output tokens at that throughput."""
+    if price_per_hour is None or not tokens_per_s or math.isnan(tokens_per_s) or tokens_per_s <= 0:
+        return math.nan
+    return price_per_hour / (tokens_per_s * 3600.0) * 1e6
+
+
+def errors_by_type(records: Iterable[Record]) -> dict[str, int]:
+    return dict(sorted(Counter(r.error_type for r in records if not r.ok).items()))
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """Every figure of one step; `measured` are the records sent in its measurement phase."""
+
+    step: int
+    users: int
+    window_s: float
+    requests: int  # sent in the measure phase (ok + failed)
+    ok: int
+    failed: int
+    errors: dict[str, int]
+    error_rate: float
+    mean_input_tokens: float
+    mean_client_input_tokens: float
+    mean_output_tokens: float
+    mean_server_output_tokens: float
+    ttft: dict[int, float]  # percentile → seconds
+    itl: dict[int, float]
+    e2e_per_token: dict[int, float]
+    gap: dict[int, float]
+    max_gap: dict[int, float]
+    e2e: dict[int, float]
+    output_tps: dict[int, float]
+    throughput_tps: float
+    completed_throughput_tps: float
+    completed_in_window: int
+    rpm: float
+    cost_per_million: float
+
+
+def step_metrics(
+    step: int,
+    users: int,
+    measured: Sequence[Record],
+    all_records: Sequence[Record],
+    window: Window,
+    price_per_hour: float | None,
+) -> StepMetrics:
+    """Compute one step's row.
+
+    Latency distributions and error counts come from `measured` (see `measured_records`);
+    throughput and requests/min from all records, by token arrival / completion inside the window.
+    """
+    samples = latency_samples(measured)
+    ok = [r for r in measured if r.ok]
+    failed = len(measured) - len(ok)
+    tps = aggregate_output_tps(all_records, window)
+
+    def pct(key: str) -> dict[int, float]:
+        return {q: percentile(samples[key], q) for q in PERCENTILES}
+
+    return StepMetrics(
+        step=step,
+        users=users,
+        window_s=window.duration,
+        requests=len(measured),
+        ok=len(ok),
+        failed=failed,
+        errors=errors_by_type(measured),
+        error_rate=failed / len(measured) if measured else math.nan,
+        mean_input_tokens=mean(_present(input_tokens(r) for r in ok)),
+        mean_client_input_tokens=mean(_present(r.input_tokens for r in ok)),
+        mean_output_tokens=mean(r.output_tokens for r in ok),
+        mean_server_output_tokens=mean(_present(r.server_output_tokens for r in ok)),
+        ttft=pct("ttft"),
+        itl=pct("itl"),
+        e2e_per_token=pct("e2e_per_token"),
+        gap=pct("gap"),
+        max_gap=pct("max_gap"),
+        e2e=pct("e2e"),
+        output_tps=pct("output_tps"),
+        throughput_tps=tps,
+        completed_throughput_tps=completed_output_tps(all_records, window),
+        completed_in_window=sum(1 for r in completed_in(all_records, window) if r.ok),
+        rpm=requests_per_minute(all_records, window),
+        cost_per_million=cost_per_million(price_per_hour, tps),
+    )

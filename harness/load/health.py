@@ -1,0 +1,168 @@
+"""Is the load generator itself the bottleneck? CPU of this process and the gevent hub's lag.
+
+A saturated client delays reading sockets, so TTFT and gaps grow for reasons that have nothing to
+do with the server. Two signals per step: the process's CPU time over the window (100 % = one
+core; a gevent process cannot use more than one) and how late a greenlet that sleeps 10 ms in a
+loop wakes up (the hub's scheduling lag, the delay any token read also suffers).
+`summarize` is pure; `ClientMonitor` is the gevent rim that collects the samples.
+
+Distributed, the requests leave from the workers: each worker runs its own monitor and sends its
+new samples to the master every HEALTH_EVERY_S (a Locust custom message; a window's last second
+may not have arrived when the master writes steps.json); the master keeps them in a
+`WorkerHealth`, and a step's client health is its worst worker's. Samples carry the worker's wall
+clock: hosts must agree on the time (NTP) for them to fall in the right windows.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+from harness.analysis.metrics import percentile
+
+
+def summarize(
+    lags: Sequence[tuple[float, float]],
+    start: float,
+    end: float,
+    cpu_start: float | None,
+    cpu_end: float | None,
+) -> dict[str, float | None]:
+    """Client health over [start, end) (wall seconds) from (wall, lag_ms) samples and CPU seconds."""
+    inside = [lag for t, lag in lags if start <= t < end]
+    span = end - start
+    cpu = None
+    if cpu_start is not None and cpu_end is not None and span > 0:
+        cpu = (cpu_end - cpu_start) / span * 100.0
+    return {
+        "cpu_percent": cpu,
+        "sched_lag_p50_ms": percentile(inside, 50) if inside else None,
+        "sched_lag_p99_ms": percentile(inside, 99) if inside else None,
+        "sched_lag_max_ms": max(inside) if inside else None,
+        "sched_lag_samples": len(inside),
+    }
+
+
+HEALTH_KEY = "harness_client_health"  # the worker → master message
+HEALTH_EVERY_S = 1.0
+CPU_EVERY = 25  # lag samples between two CPU marks (0.25 s at 10 ms)
+MAX_SAMPLES = 1_000_000  # per list: ~3 h of lag samples at 10 ms
+
+
+def _cpu_percent(marks: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """CPU % between the first and last (wall, cpu seconds) marks inside [start, end)."""
+    inside = [m for m in marks if start <= m[0] < end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) * 100.0
+
+
+class WorkerHealth:
+    """The master's copy of every worker's samples: (wall, lag ms) and (wall, CPU seconds), kept as
+    flat float arrays (16 bytes a sample: hours of 100 samples/s per worker stay small)."""
+
+    def __init__(self) -> None:
+        self.lags: dict[str, array] = {}  # t0, v0, t1, v1, ...
+        self.cpu: dict[str, array] = {}
+
+    def add(self, worker: str, payload: Any) -> None:
+        """Take one message: `{"lags": [[wall, ms], ...], "cpu": [[wall, s], ...]}` (bad items ignored)."""
+        if not isinstance(payload, dict):
+            return
+        for key, store in (("lags", self.lags), ("cpu", self.cpu)):
+            flat = store.setdefault(worker, array("d"))
+            for item in payload.get(key) or ():
+                if isinstance(item, (list, tuple)) and len(item) == 2:
+                    try:
+                        flat.extend((float(item[0]), float(item[1])))
+                    except (TypeError, ValueError):
+                        continue
+            if len(flat) > 2 * MAX_SAMPLES:
+                del flat[: len(flat) - 2 * MAX_SAMPLES]
+
+    @staticmethod
+    def _pairs(flat: array | None) -> list[tuple[float, float]]:
+        if not flat:
+            return []
+        return list(zip(flat[0::2], flat[1::2], strict=True))
+
+    def summary(self, start: float, end: float) -> dict[str, Any] | None:
+        """Each worker's health over [start, end) and the worst of them (None without samples)."""
+        workers: dict[str, dict[str, Any]] = {}
+        for worker in sorted(set(self.lags) | set(self.cpu)):
+            one = summarize(self._pairs(self.lags.get(worker)), start, end, None, None)
+            one["cpu_percent"] = _cpu_percent(self._pairs(self.cpu.get(worker)), start, end)
+            if one["sched_lag_samples"] or one["cpu_percent"] is not None:
+                workers[worker] = one
+        if not workers:
+            return None
+
+        def worst(key: str) -> float | None:
+            values = [w[key] for w in workers.values() if w[key] is not None]
+            return max(values) if values else None
+
+        return {
+            "cpu_percent": worst("cpu_percent"),
+            "sched_lag_p50_ms": worst("sched_lag_p50_ms"),
+            "sched_lag_p99_ms": worst("sched_lag_p99_ms"),
+            "sched_lag_max_ms": worst("sched_lag_max_ms"),
+            "sched_lag_samples": sum(w["sched_lag_samples"] for w in workers.values()),
+            "workers": workers,
+        }
+
+
+class ClientMonitor:
+    """Samples the hub's wake-up lateness every `interval` s and this process's CPU seconds every
+    CPU_EVERY samples. A worker calls `drain` to hand everything over to the master."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import psutil
+
+        self.interval = interval
+        self.lags: list[tuple[float, float]] = []
+        self.cpu_marks: list[tuple[float, float]] = []
+        self._proc = psutil.Process()
+        self._greenlet: Any = None
+
+    def cpu_seconds(self) -> float:
+        t = self._proc.cpu_times()
+        return t.user + t.system
+
+    def start(self) -> ClientMonitor:
+        import gevent
+
+        self._greenlet = gevent.spawn(self._loop)
+        return self
+
+    def _loop(self) -> None:
+        import gevent
+
+        n = 0
+        while True:
+            if n % CPU_EVERY == 0:
+                self.cpu_marks.append((time.time(), self.cpu_seconds()))
+            n += 1
+            t0 = time.perf_counter()
+            gevent.sleep(self.interval)
+            late = time.perf_counter() - t0 - self.interval
+            self.lags.append((time.time(), max(late, 0.0) * 1000.0))
+            if len(self.lags) > MAX_SAMPLES:  # keep memory bounded
+                del self.lags[: MAX_SAMPLES // 2]
+            if len(self.cpu_marks) > MAX_SAMPLES:
+                del self.cpu_marks[: MAX_SAMPLES // 2]
+
+    def drain(self) -> dict[str, list[list[float]]]:
+        """Every sample taken since the previous drain, removed from here, as plain lists (they
+        travel in msgpack)."""
+        lags = [[t, v] for t, v in self.lags]
+        cpu = [[t, v] for t, v in self.cpu_marks]
+        self.lags.clear()
+        self.cpu_marks.clear()
+        return {"lags": lags, "cpu": cpu}
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None

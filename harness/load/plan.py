@@ -1,0 +1,206 @@
+"""The sweep's load shape as a pure state machine: (elapsed, completed requests) → what to run now.
+
+No Locust and no clock here: `SweepPlan.tick` is fed the elapsed seconds and the running count of
+successfully completed requests, so tests drive it with made-up numbers. The Locust adapter
+(`harness.load.sweep.SweepShape`) polls it about once a second and calls `runstate.set_step` with the
+returned tag, which every record sent afterwards carries.
+
+Each step goes [stop →] ramp → warmup → measure:
+- stop (only with `restart`, from the second step on): the step starts all of its users together.
+  The shape asks for 0 users; the runner stops every user of the previous step (killed greenlets:
+  their in-flight requests end as "cancelled" records of the previous step, which count in no
+  step's statistics). The phase ends when the runner reports no users left (in practice at its
+  next poll, ~1 s later) or after `stop_max_s`.
+- ramp: users are being started (until Locust reports spawning complete, or |Δusers| / spawn_rate
+  seconds); requests sent now are tagged "ramp" and never count in a step's statistics. With
+  `restart` a step ramps from 0 to N at max(spawn_rate, N) users/s, i.e. in one go, so the users
+  send their first requests together (as llmperf's per-concurrency runs do); those requests run
+  at the step's full user count, so they are tagged "warmup" instead and count like any other
+  (this matters with workers: their users start sending before the master hears that spawning
+  is complete).
+- warmup: the new load settles (queues fill, batches form).
+- measure: the window. Latency statistics use the requests sent after the ramp that *completed* in
+  it; throughput the tokens that arrived in it (see harness.analysis.metrics.measured_records).
+Warm-up and window end by `PhaseRule` (seconds and/or completed requests, with a cap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.config.scenario import PhaseRule, StepSpec
+
+PHASES = ("stop", "ramp", "warmup", "measure")
+STOP_MAX_S = 30.0  # a stop phase that the runner never confirms ends anyway after this
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    step: int
+    steps: int
+    users: int  # users to run now: 0 while stopping, else the step's count
+    spawn_rate: float
+    phase: str  # "stop" | "ramp" | "warmup" | "measure"
+    step_users: int = 0  # the step's user count (what its records are tagged with)
+    tag: str = ""  # the phase its records are tagged with ("warmup" for a restart's one-shot ramp)
+
+
+@dataclass(slots=True)
+class Span:
+    """One phase as it actually ran, on the plan's clock (seconds since the sweep started)."""
+
+    step: int
+    users: int
+    phase: str
+    start: float
+    end: float | None = None
+    completed: int = 0  # successful requests completed during the phase
+
+
+class SweepPlan:
+    """Steps of (users, warm-up rule, window rule) walked through as time and completions advance.
+
+    `restart`: every step after the first begins with a stop phase (0 users) and then starts all
+    of its users at once (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[StepSpec],
+        spawn_rate: float,
+        restart: bool = False,
+        stop_max_s: float = STOP_MAX_S,
+    ) -> None:
+        if not steps:
+            raise ValueError("a sweep needs at least one step")
+        if spawn_rate <= 0:
+            raise ValueError("spawn_rate must be > 0")
+        if stop_max_s < 0:
+            raise ValueError("stop_max_s must be >= 0")
+        self.steps = list(steps)
+        self.spawn_rate = spawn_rate
+        self.restart = restart
+        self.stop_max_s = stop_max_s
+        self.spans: list[Span] = []
+        self._index = -1
+        self._phase = ""
+        self._start = 0.0
+        self._done_at_start = 0
+        self.finished = False
+
+    # --- the state machine ---------------------------------------------------------------
+
+    def stops_first(self, index: int) -> bool:
+        """Whether step `index` begins by stopping the previous step's users."""
+        return self.restart and index > 0
+
+    def rate(self, index: int) -> float:
+        """Users started per second in step `index`'s ramp (all at once with `restart`)."""
+        users = self.steps[index].users
+        return max(self.spawn_rate, float(users)) if self.restart else self.spawn_rate
+
+    def ramp_s(self, index: int) -> float:
+        prev = self.steps[index - 1].users if index > 0 and not self.restart else 0
+        return abs(self.steps[index].users - prev) / self.rate(index)
+
+    def _first_phase(self, index: int) -> str:
+        return "stop" if self.stops_first(index) else "ramp"
+
+    def _enter(self, index: int, phase: str, now: float, completed: int) -> None:
+        if self.spans and self.spans[-1].end is None:
+            self.spans[-1].end = now
+            self.spans[-1].completed = completed - self._done_at_start
+        self._index, self._phase, self._start, self._done_at_start = index, phase, now, completed
+        self.spans.append(Span(step=index, users=self.steps[index].users, phase=phase, start=now))
+
+    def _phase_over(self, now: float, completed: int, spawned: bool) -> bool:
+        elapsed = now - self._start
+        if self._phase == "stop":
+            return spawned or elapsed >= self.stop_max_s
+        if self._phase == "ramp":
+            return spawned or elapsed >= self.ramp_s(self._index)
+        spec = self.steps[self._index]
+        rule = spec.warmup if self._phase == "warmup" else spec.measure
+        return rule.done(elapsed, completed - self._done_at_start)
+
+    def tick(self, now: float, completed: int, spawned: bool = False) -> Tick | None:
+        """Advance to whatever phase applies at `now`; None once the last window closed.
+
+        `spawned`: the runner reports that it reached the current phase's user count: all of the
+        step's users started (ends the ramp early) or, in a stop phase, none left running (ends
+        it). A stop phase is always returned by at least one tick, so the runner sees the 0.
+        """
+        if self.finished:
+            return None
+        if self._index < 0:
+            self._enter(0, "ramp", now, completed)
+            spawned = False  # a report about the previous state, not about this step
+        # Loop so zero-length phases (no ramp, no warm-up) are passed within one tick.
+        while self._phase_over(now, completed, spawned):
+            spawned = False
+            if self._phase == "stop":
+                self._enter(self._index, "ramp", now, completed)
+            elif self._phase == "ramp":
+                self._enter(self._index, "warmup", now, completed)
+            elif self._phase == "warmup":
+                self._enter(self._index, "measure", now, completed)
+            elif self._index + 1 < len(self.steps):
+                self._enter(self._index + 1, self._first_phase(self._index + 1), now, completed)
+                if self._phase == "stop":
+                    return self.current()  # let the runner see the 0 before anything else
+            else:
+                self.spans[-1].end = now
+                self.spans[-1].completed = completed - self._done_at_start
+                self.finished = True
+                return None
+        return self.current()
+
+    def current(self) -> Tick | None:
+        if self._index < 0 or self.finished:
+            return None
+        spec = self.steps[self._index]
+        users = 0 if self._phase == "stop" else spec.users
+        tag = "warmup" if self._phase == "ramp" and self.restart else self._phase
+        return Tick(self._index, len(self.steps), users, self.rate(self._index), self._phase, spec.users, tag)
+
+    # --- for the progress line -------------------------------------------------------------
+
+    def time_left(self, now: float) -> tuple[float, float]:
+        """(at least, at most) seconds left, from the rules' minimum and maximum durations (a stop
+        phase counted as 0 to 1 s: one runner poll)."""
+        if self.finished:
+            return 0.0, 0.0
+        if self._index < 0:
+            lo = hi = 0.0
+            start_index, start_phase = 0, 0
+        else:
+            elapsed = now - self._start
+            lo, hi = self._bounds(self._index, self._phase)
+            lo, hi = max(lo - elapsed, 0.0), max(hi - elapsed, 0.0)
+            start_index, start_phase = self._index, PHASES.index(self._phase) + 1
+        for i in range(start_index, len(self.steps)):
+            for phase in PHASES[start_phase:]:
+                if phase == "stop" and not self.stops_first(i):
+                    continue
+                a, b = self._bounds(i, phase)
+                lo, hi = lo + a, hi + b
+            start_phase = 0
+        return lo, hi
+
+    def _bounds(self, index: int, phase: str) -> tuple[float, float]:
+        if phase == "stop":
+            return 0.0, min(1.0, self.stop_max_s)  # one runner poll, in practice
+        if phase == "ramp":
+            r = self.ramp_s(index)
+            return r, r
+        rule: PhaseRule = getattr(self.steps[index], phase)
+        return rule.min_s, rule.max_s
+
+
+def fixed_plan(users: int, spawn_rate: float, warmup_s: float = 0.0) -> SweepPlan:
+    """One step that measures until stopped by hand (the web UI's "fixed users" shape)."""
+    rule = PhaseRule(min_s=math.inf, max_s=math.inf, min_requests=0)
+    warm = PhaseRule(min_s=warmup_s, max_s=warmup_s, min_requests=0)
+    return SweepPlan([StepSpec(users=users, warmup=warm, measure=rule)], spawn_rate)

@@ -1,0 +1,34 @@
+"""Which step of a sweep this process is in, so each record can carry it.
+
+The load shape (on the master or the local runner) calls `set_step`; in distributed runs the
+master broadcasts it to workers with a custom Locust message (see `harness.load.sweep`), and each
+worker calls `set_step` too. Users read `current()` when they send a request: a plain tuple
+read, no locking needed under gevent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StepTag:
+    step: int | None = None
+    users: int | None = None
+    phase: str = "measure"  # "ramp" | "warmup" | "measure" | "done"
+
+
+_current = StepTag()
+
+
+def set_step(step: int | None, users: int | None, phase: str = "measure") -> None:
+    global _current
+    _current = StepTag(step, users, phase)
+
+
+def current() -> StepTag:
+    return _current
+
+
+def reset() -> None:
+    set_step(None, None, "measure")

@@ -1,0 +1,38 @@
+"""Shared test set-up: each folder under tests/ is a marker (unit, integration, docker, distributed,
+engine), so `pytest -m "not docker"` and `pytest tests/unit` select the same tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "docker", "distributed", "engine")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(TESTS)
+        tier = rel.parts[0] if len(rel.parts) > 1 else None
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture
+def serve():
+    """serve(handler[, tls]) → a ScriptServer on 127.0.0.1, closed after the test."""
+    from support.http_script import ScriptServer
+
+    servers: list[ScriptServer] = []
+
+    def make(handler, tls=None):  # noqa: ANN001, ANN202
+        s = ScriptServer(handler, tls)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+

@@ -1,0 +1,72 @@
+"""Real-time calibration of `inf2-xlarge-llama3-8b` against the seed benchmark (550 in / 150 out,
+closed loop, p50 over requests). Two requests per user at 1 and 2 users, both servers at once
+(~25 s). Tolerance ±10 % of the seed; TPOT = (E2E − TTFT) ÷ (N − 1) must sit within 10 % of both
+the seed's ITL row (52.18 / 58.29 ms) and the analysis' honest TPOT (56 / 61 ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import pytest
+
+from harness.emulator.loadgen import ClosedLoop, stream_request
+from harness.targets.emulator_process import EmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+def prompt_of(n_tokens: int) -> str:
+    """A sonnet-text prompt the Llama 3 tokenizer counts as exactly n_tokens (BOS included)."""
+    from harness.emulator.corpus import Corpus
+    from harness.workload.tokenizer import load_tokenizer
+
+    tok = load_tokenizer()
+    ids = Corpus(tok).ids
+    k = n_tokens - 1
+    while True:
+        text = tok.decode(ids[:k])
+        got = tok.count(text)
+        if got == n_tokens:
+            return text
+        k += n_tokens - got
+
+
+SEED = {1: (1001, 52.18, 56.0), 2: (1419, 58.29, 61.0)}
+
+
+def test_inf2_profile_matches_seed_at_1_and_2_users():
+    prompt = prompt_of(550)
+    with (
+        EmulatorProcess(profile="inf2-xlarge-llama3-8b") as e1,
+        EmulatorProcess(profile="inf2-xlarge-llama3-8b") as e2,
+    ):
+        loops = {}
+        for users, emu in ((1, e1), (2, e2)):
+            host, port = emu.url.split("//")[1].rsplit(":", 1)
+            loops[users] = ClosedLoop(
+                host,
+                int(port),
+                stream_request(host, int(port), prompt, 150),
+                users=users,
+                requests_per_user=2,
+            )
+
+        async def run_all():
+            await asyncio.gather(*(lp.run() for lp in loops.values()))
+
+        asyncio.run(run_all())
+        lateness = [e.stats()["lateness_ms"]["p99"] for e in (e1, e2)]
+    report = []
+    for users, lp in loops.items():
+        recs = lp.records
+        assert len(recs) == 2 * users and not any(r.error for r in recs)
+        assert all(r.events == 150 for r in recs)
+        ttft = statistics.median(r.ttft for r in recs) * 1000
+        tpot = statistics.median(r.tpot() for r in recs) * 1000
+        report.append((users, round(ttft), round(tpot, 1)))
+        seed_ttft, seed_itl, honest_tpot = SEED[users]
+        assert ttft == pytest.approx(seed_ttft, rel=0.10), report
+        assert tpot == pytest.approx(seed_itl, rel=0.10), report
+        assert tpot == pytest.approx(honest_tpot, rel=0.10), report
+    print("calibration (users, ttft p50 ms, tpot p50 ms):", report, "server lateness p99 ms:", lateness)

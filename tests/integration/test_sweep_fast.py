@@ -1,0 +1,197 @@
+"""A short sweep against the emulator's fast profile with injected errors: every output exists and is
+well formed, and the summary equals an independent computation from the raw JSONL (written here,
+not by calling harness.analysis.metrics), including that failed requests never add tokens to throughput."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("results")
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "sweep",
+        "--scenario",
+        "default",
+        "--results-dir",
+        str(out),
+        "--run-id",
+        "t",
+        "--emulator-profile",
+        "fast",
+        "--emulator-args",
+        "--error-rate 0.3 --seed 7",
+        "--steps",
+        "1,4",
+        "--warmup-s",
+        "1",
+        "--warmup-max-s",
+        "1",
+        "--measure-s",
+        "3",
+        "--measure-max-s",
+        "3",
+        "--output-mean",
+        "40",
+        "--input-mean",
+        "200",
+        "--input-stddev",
+        "50",
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| Concurrent users | 1 | 4 |" in proc.stdout
+    assert f"report: {out / 't' / 'report.html'}" in proc.stdout
+    return out / "t"
+
+
+def test_every_file_is_there_and_well_formed(run: Path) -> None:
+    for name in (
+        "summary.md",
+        "summary.csv",
+        "records.parquet",
+        "report.html",
+        "manifest.json",
+        "steps.json",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+        "locust_failures.csv",
+        "locust.html",
+    ):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    jsonl = list(run.glob("records-*.jsonl"))
+    assert len(jsonl) == 1
+    lines = jsonl[0].read_text().splitlines()
+    assert len(pd.read_parquet(run / "records.parquet")) == len(lines)
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("run_id", "scenario", "versions", "git", "machine", "server", "client"):
+        assert key in manifest, key
+    assert manifest["server"]["kind"] == "emulator" and manifest["server"]["info"]["model_id"]
+    assert manifest["versions"]["locust"] and manifest["scenario"]["steps"][1]["users"] == 4
+    assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")
+    steps = json.loads((run / "steps.json").read_text())
+    assert [s["users"] for s in steps] == [1, 4]
+    assert all(s["client"]["cpu_percent"] is not None for s in steps)
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6
+    md = (run / "summary.md").read_text()
+    assert "How each row is computed" in md and "Cost per 1M output tokens" in md
+    assert list(csv.reader(open(run / "locust_stats.csv")))[0][:2] == ["Type", "Name"]
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else math.nan
+
+
+def test_summary_equals_independent_computation(run: Path) -> None:
+    raw = [json.loads(line) for p in run.glob("records-*.jsonl") for line in p.read_text().splitlines()]
+    steps = json.loads((run / "steps.json").read_text())
+    rows = {int(r["users"]): r for r in csv.DictReader(open(run / "summary.csv"))}
+    price = json.loads((run / "manifest.json").read_text())["scenario"]["price_per_hour"]
+    failed_with_tokens = 0
+    for s in steps:
+        lo, hi = s["phases"]["measure"]["start_wall"], s["phases"]["measure"]["end_wall"]
+        end = lambda r: r["wall_start"] + r["t_end"] - r["t_send"]  # noqa: E731
+        # requests the client cancelled (users stopped at a step boundary or at the end) count nowhere
+        mine = [
+            r
+            for r in raw
+            if r["step"] == s["step"]
+            and r["phase"] in ("warmup", "measure")
+            and r["error_type"] != "cancelled"
+            and lo <= end(r) < hi
+        ]
+        ok = [r for r in mine if r["error_type"] is None]
+        bad = [r for r in mine if r["error_type"] is not None]
+        row = rows[s["users"]]
+        assert int(row["ok"]) == len(ok) > 0 and int(row["failed"]) == len(bad)
+        ttft = [r["token_us"][0] / 1e6 for r in ok]
+        itl = [
+            (r["t_end"] - r["t_send"] - r["token_us"][0] / 1e6) / (len(r["token_us"]) - 1)
+            for r in ok
+            if len(r["token_us"]) > 1
+        ]
+        assert float(row["ttft_p50_s"]) == pytest.approx(_pct(ttft, 50), rel=1e-6)
+        assert float(row["ttft_p99_s"]) == pytest.approx(_pct(ttft, 99), rel=1e-6)
+        assert float(row["itl_p50_s"]) == pytest.approx(_pct(itl, 50), rel=1e-6)
+        assert float(row["mean_output_tokens"]) == pytest.approx(np.mean([len(r["token_us"]) for r in ok]))
+        tokens_ok = sum(  # served tokens: successful requests, and those the client cancelled
+            1
+            for r in raw
+            if r["error_type"] in (None, "cancelled")
+            for t in r["token_us"]
+            if lo <= r["wall_start"] + t / 1e6 < hi
+        )
+        tokens_bad = sum(
+            1
+            for r in raw
+            if r["error_type"] not in (None, "cancelled")
+            for t in r["token_us"]
+            if lo <= r["wall_start"] + t / 1e6 < hi
+        )
+        failed_with_tokens += tokens_bad
+        tps = tokens_ok / (hi - lo)
+        assert float(row["throughput_tps"]) == pytest.approx(tps, rel=1e-6)
+        assert float(row["cost_per_million"]) == pytest.approx(price / (tps * 3600) * 1e6, rel=1e-6)
+        done = sum(1 for r in raw if r["error_type"] is None and lo <= end(r) < hi)
+        assert float(row["rpm"]) == pytest.approx(done * 60 / (hi - lo), rel=1e-6)
+        assert json.loads(row["errors"]) == {
+            k: sum(1 for r in bad if r["error_type"] == k) for k in {r["error_type"] for r in bad}
+        }
+    # the c=16 lesson: mid-stream failures streamed tokens, and none of them reached the throughput row
+    assert failed_with_tokens > 0
+    assert any("high error rate" in r["flags"] for r in rows.values())
+
+
+def test_report_command_recomputes_the_same(run: Path, tmp_path: Path) -> None:
+    before = (run / "summary.csv").read_text()
+    (run / "summary.csv").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(run), "--no-plots"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "summary.csv").read_text() == before
+
+
+def _sweep_refused(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A sweep that must stop before starting anything."""
+    return subprocess.run([sys.executable, "-m", "harness", "sweep", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[steps]\nusers = [1, 0]\n")
+    proc = _sweep_refused("--scenario", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "steps.users[1] must be > 0" in proc.stderr
+
+
+def test_unset_bearer_token_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "LOCUST_BEARER_TOKEN_ENV": "HARNESS_TEST_NO_SUCH_TOKEN"}
+    env.pop("HARNESS_TEST_NO_SUCH_TOKEN", None)
+    proc = _sweep_refused("--results-dir", str(tmp_path), env=env)
+    assert proc.returncode == 2 and "HARNESS_TEST_NO_SUCH_TOKEN" in proc.stderr
+    assert not any(tmp_path.iterdir())  # no run directory, no emulator started

@@ -1,0 +1,41 @@
+"""Configuration precedence (preset < env < flags) and process life cycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli.emulate import build_parser, make_config
+
+
+def cfg(argv, env):
+    return make_config(build_parser().parse_args(argv), env)
+
+
+def test_env_like_the_container_then_flags_override():
+    env = {
+        "MODEL_ID": "m/x",
+        "PORT": "9000",
+        "MAX_BATCH_SIZE": "4",
+        "MAX_INPUT_LENGTH": "1000",
+        "MAX_TOTAL_TOKENS": "2048",
+        "MAX_CONCURRENT_REQUESTS": "16",
+        "HF_NUM_CORES": "2",
+    }
+    c = cfg([], env)
+    p = c.profile
+    assert (p.model_id, p.max_batch_size, p.max_input_tokens, p.max_total_tokens) == ("m/x", 4, 1000, 2048)
+    assert p.max_concurrent_requests == 16 and c.port == 9000 and c.extra_info["HF_NUM_CORES"] == "2"
+    env["MAX_INPUT_TOKENS"] = "1500"  # the current name wins over the legacy one
+    assert cfg([], env).profile.max_input_tokens == 1500
+    c = cfg(
+        ["--port", "0", "--max-batch-size", "2", "--profile", "exact", "--ttft-ms", "7", "--itl-ms", "3"], env
+    )
+    assert c.port == 0 and c.profile.max_batch_size == 2 and (c.profile.ttft_ms, c.profile.itl_ms) == (7, 3)
+    assert cfg([], {}).port == 8080 and cfg([], {}).host == "127.0.0.1"
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError):
+        cfg(["--max-input-tokens", "5000"], {})
+    with pytest.raises(ValueError):
+        cfg(["--fault", "nonsense"], {})

@@ -1,0 +1,28 @@
+"""A request the client abandoned is not a server error: it counts in no step."""
+
+from __future__ import annotations
+
+from support.records import make_record
+
+from harness.analysis.metrics import Window, errors_by_type, measured_records
+
+
+def test_cancelled_requests_are_not_measured():
+    window = Window(1000.0, 1100.0)
+    ok = make_record(1, step=2, phase="measure")
+    failed = make_record(2, step=2, phase="measure", error_type="generation", token_us=())
+    cancelled = make_record(3, step=2, phase="measure", error_type="cancelled", token_us=())
+    counted = measured_records([ok, failed, cancelled], 2, window)
+    assert [r.request_id for r in counted] == ["r1", "r2"]
+    assert errors_by_type(counted) == {"generation": 1}
+
+
+def test_cancelled_requests_tokens_count_in_throughput_failed_ones_do_not():
+    from harness.analysis.metrics import aggregate_output_tps
+
+    window = Window(1000.0, 1010.0)
+    # each streams 3 tokens at +0.5 s, +0.52 s, +0.54 s after wall_start=1000+i
+    ok = make_record(1)
+    cancelled = make_record(2, error_type="cancelled")
+    failed = make_record(3, error_type="generation")
+    assert aggregate_output_tps([ok, cancelled, failed], window) == (3 + 3) / 10

@@ -1,0 +1,55 @@
+"""The record is the truth: round-trips, torn lines, and a writer that flushes on its own."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from support.records import make_record
+
+from harness.records.record import Record, RecordWriter, read_records
+
+
+def test_round_trip_and_derived_fields(tmp_path):
+    rec = make_record()
+    assert rec.ok and rec.ttft_s == 0.5 and rec.e2e_s == 2.0 and rec.wall_end == 1002.0
+    back = Record.from_dict(json.loads(rec.to_json()))
+    assert back == rec
+
+
+def test_failed_record_keeps_error(tmp_path):
+    rec = make_record(error_type="generation", error="boom", token_us=())
+    assert not rec.ok and rec.ttft_s is None
+    assert Record.from_dict(json.loads(rec.to_json())).error == "boom"
+
+
+def test_reader_skips_torn_last_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(make_record(1).to_json() + "\n" + make_record(2).to_json()[:40])
+    assert [r.request_id for r in read_records(path)] == ["r1"]
+
+
+def test_writer_flushes_periodically_and_on_close(tmp_path):
+    path = tmp_path / "sub" / "records.jsonl"
+    writer = RecordWriter(path, interval=0.05).start()
+    writer.append(make_record(1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not path.read_text():
+        time.sleep(0.02)
+    assert [r.request_id for r in read_records(path)] == ["r1"]
+    writer.extend([make_record(2), make_record(3)])
+    writer.close()
+    assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
+    assert writer.written == 3
+
+
+def test_record_after_close_is_written_not_dropped(tmp_path):
+    """A request that ends while the process quits (after the writer closed) still leaves its record."""
+    path = tmp_path / "records.jsonl"
+    writer = RecordWriter(path, interval=60).start()
+    writer.append(make_record(1))
+    writer.close()
+    writer.append(make_record(2, error_type="cancelled", token_us=()))
+    writer.extend([make_record(3)])
+    assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
+    assert writer.closed and writer.written == 3
