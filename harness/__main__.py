@@ -11,8 +11,8 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("harness.cli.emulate", "run the TGI emulator (HTTP server)"),
-    "sweep": ("harness.load.sweep", "headless sweep through user counts; writes results/<run-id>/"),
-    "report": ("harness.report.build", "recompute a report from a results directory"),
+    "sweep": ("harness.cli.sweep", "headless sweep through user counts; writes results/<run-id>/"),
+    "report": ("harness.cli.report", "recompute a report from a results directory"),
     "ui": ("harness.cli.ui", "Locust web UI against the emulator or a TGI URL"),
 }
 

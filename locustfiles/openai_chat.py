@@ -2,7 +2,12 @@
 `locust -f locustfiles/openai_chat.py --host http://HOST:PORT [--model NAME] [--ignore-eos]`.
 """
 
-from harness.load.users import OpenAIChatUser
+from locust import events
+
+from harness.load.locust.listeners import register
+from harness.load.locust.users import OpenAIChatUser
+
+register(events)
 
 
 class ChatUser(OpenAIChatUser):

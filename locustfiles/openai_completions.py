@@ -2,7 +2,12 @@
 `locust -f locustfiles/openai_completions.py --host http://HOST:PORT [--model NAME] [--ignore-eos]`.
 """
 
-from harness.load.users import OpenAICompletionsUser
+from locust import events
+
+from harness.load.locust.listeners import register
+from harness.load.locust.users import OpenAICompletionsUser
+
+register(events)
 
 
 class CompletionsUser(OpenAICompletionsUser):

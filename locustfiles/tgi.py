@@ -1,9 +1,14 @@
 """Locust against TGI's native streaming route: `locust -f locustfiles/tgi.py --host http://HOST:PORT`.
 
-Options (--input-tokens-mean, --records-dir, ...): see `harness.load.options` or `locust --help`.
+Options: every configuration setting (`--input-mean`, `--records-dir`, `--scenario`, ...); `locust -f … --help`.
 """
 
-from harness.load.users import TgiStreamUser
+from locust import events
+
+from harness.load.locust.listeners import register
+from harness.load.locust.users import TgiStreamUser
+
+register(events)
 
 
 class TgiUser(TgiStreamUser):

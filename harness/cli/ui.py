@@ -1,8 +1,9 @@
-"""`python -m harness ui`: Locust's web UI on 127.0.0.1 with the step sweep and a fixed-users shape.
+"""`python -m harness ui`: Locust's web UI on 127.0.0.1:8089 with the step sweep and a fixed-users shape.
 
-Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against `--url`, or against an
-emulator it starts (and stops) itself. Records go to results/ui-<time>/ exactly as in headless
-runs; steps.json is written when a test stops, so `python -m harness report DIR` works on it.
+Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the configuration's
+url, or against an emulator it starts (and stops) itself. The subprocess reads the same
+configuration (HARNESS_SCENARIO and the same flags); records and the run log go to
+results/ui-<time>/, so `python -m harness report DIR` works on it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.config.scenario import ScenarioError, find_scenario, load_scenario, locust_args
+from harness.config.layers import ConfigError, find_scenario, load_config
+from harness.config.settings import add_arguments, by_name, from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
@@ -24,53 +26,55 @@ LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness ui", description=__doc__.splitlines()[0])
-    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "default.toml"))
-    ap.add_argument("--url", default=None, help="a running server (default: start the emulator)")
-    ap.add_argument("--emulator-profile", default=None, help="default: the scenario's")
-    ap.add_argument("--emulator-args", default="", help="extra emulator flags")
+    ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO") or "default")
     ap.add_argument("--web-port", type=int, default=8089)
-    ap.add_argument("--results-dir", default="results")
+    add_arguments(ap)
     ap.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: passed to locust")
     args = ap.parse_args(argv)
+    path = find_scenario(args.scenario)
+    given = from_namespace(args)
     try:
-        path = find_scenario(args.scenario)
-        sc = load_scenario(path)
-    except ScenarioError as exc:
+        cfg = load_config(path, cli=given)
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
-    records = Path(args.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+    records = cfg.output.records_dir or str(
+        Path(cfg.output.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
+    )
     emulator = None
     try:
-        url = args.url
+        url = cfg.target.url
         if not url:
             from harness.targets.emulator_process import EmulatorProcess
 
-            profile = args.emulator_profile or sc.server.emulator_profile
-            print(f"starting the emulator ({profile}) ...", flush=True)
-            emulator = EmulatorProcess(profile=profile, args=shlex.split(args.emulator_args)).start()
+            t = cfg.target
+            print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
+            emulator = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args)).start()
             url = emulator.url
+        # The same settings reach the locustfile as the variables it reads (one name in all layers).
+        table = by_name()
+        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false",
+               "HARNESS_RECORDS_DIR": records}
+        for name, value in given.items():
+            if name in ("url", "records_dir"):
+                continue
+            s = table[name]
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, list):
+                value = ("\n" if name == "headers" else ",").join(map(str, value))
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in value.items())
+            env[s.env] = str(value)
         extra = [a for a in args.locust_args if a != "--"]
-        cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--class-picker",
-            "--web-host",
-            "127.0.0.1",
-            "--web-port",
-            str(args.web_port),
-            *locust_args(sc, url, records, headless=False),
-            "--loglevel",
-            "INFO",
-            *extra,
-        ]
-        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false"}
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
+               "--web-host", "127.0.0.1", "--web-port", str(args.web_port), "--host", url,
+               "--loglevel", "INFO", *extra]
         print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records})", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
         try:

@@ -4,7 +4,7 @@ A saturated client delays reading sockets, so TTFT and gaps grow for reasons tha
 do with the server. Two signals per step: the process's CPU time over the window (100 % = one
 core; a gevent process cannot use more than one) and how late a greenlet that sleeps 10 ms in a
 loop wakes up (the hub's scheduling lag, the delay any token read also suffers).
-`summarize` is pure; `ClientMonitor` is the gevent rim that collects the samples.
+Pure: `summarize` and `WorkerHealth`; the gevent sampler is harness.load.locust.monitor.ClientMonitor.
 
 Distributed, the requests leave from the workers: each worker runs its own monitor and sends its
 new samples to the master every HEALTH_EVERY_S (a Locust custom message; a window's last second
@@ -15,7 +15,6 @@ clock: hosts must agree on the time (NTP) for them to fall in the right windows.
 
 from __future__ import annotations
 
-import time
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -111,58 +110,3 @@ class WorkerHealth:
             "sched_lag_samples": sum(w["sched_lag_samples"] for w in workers.values()),
             "workers": workers,
         }
-
-
-class ClientMonitor:
-    """Samples the hub's wake-up lateness every `interval` s and this process's CPU seconds every
-    CPU_EVERY samples. A worker calls `drain` to hand everything over to the master."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        import psutil
-
-        self.interval = interval
-        self.lags: list[tuple[float, float]] = []
-        self.cpu_marks: list[tuple[float, float]] = []
-        self._proc = psutil.Process()
-        self._greenlet: Any = None
-
-    def cpu_seconds(self) -> float:
-        t = self._proc.cpu_times()
-        return t.user + t.system
-
-    def start(self) -> ClientMonitor:
-        import gevent
-
-        self._greenlet = gevent.spawn(self._loop)
-        return self
-
-    def _loop(self) -> None:
-        import gevent
-
-        n = 0
-        while True:
-            if n % CPU_EVERY == 0:
-                self.cpu_marks.append((time.time(), self.cpu_seconds()))
-            n += 1
-            t0 = time.perf_counter()
-            gevent.sleep(self.interval)
-            late = time.perf_counter() - t0 - self.interval
-            self.lags.append((time.time(), max(late, 0.0) * 1000.0))
-            if len(self.lags) > MAX_SAMPLES:  # keep memory bounded
-                del self.lags[: MAX_SAMPLES // 2]
-            if len(self.cpu_marks) > MAX_SAMPLES:
-                del self.cpu_marks[: MAX_SAMPLES // 2]
-
-    def drain(self) -> dict[str, list[list[float]]]:
-        """Every sample taken since the previous drain, removed from here, as plain lists (they
-        travel in msgpack)."""
-        lags = [[t, v] for t, v in self.lags]
-        cpu = [[t, v] for t, v in self.cpu_marks]
-        self.lags.clear()
-        self.cpu_marks.clear()
-        return {"lags": lags, "cpu": cpu}
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None

@@ -2,7 +2,7 @@
 
 No Locust and no clock here: `SweepPlan.tick` is fed the elapsed seconds and the running count of
 successfully completed requests, so tests drive it with made-up numbers. The Locust adapter
-(`harness.load.sweep.SweepShape`) polls it about once a second and calls `runstate.set_step` with the
+(`harness.load.locust.shapes.SweepShape`) polls it about once a second and calls `runstate.set_step` with the
 returned tag, which every record sent afterwards carries.
 
 Each step goes [stop →] ramp → warmup → measure:
@@ -30,7 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.config.scenario import PhaseRule, StepSpec
+from harness.config.model import PhaseRule, StepSpec
 
 PHASES = ("stop", "ramp", "warmup", "measure")
 STOP_MAX_S = 30.0  # a stop phase that the runner never confirms ends anyway after this

@@ -1,14 +1,14 @@
-"""The live line on the terminal while a sweep runs, read from the records being written.
+"""The live line on the terminal while a sweep runs, fed by the record sink in memory.
 
-`RecordTail` follows records-*.jsonl (the writers flush every 0.5 s) so the live TTFT/ITL are the
-same exact figures the report will compute, not Locust's bucketed ones. `progress_line` is pure.
+`LiveSteps.add` is called for every record the process's users produce (harness.load.locust.users
+hands each record to the writer and here), so the live TTFT/ITL are the same exact figures the
+report will compute, not Locust's bucketed ones, without re-reading the JSONL being written.
+`progress_line` is pure.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.analysis import metrics
 from harness.records.record import Record
@@ -22,46 +22,26 @@ class StepLive:
     itl: list[float] = field(default_factory=list)
 
 
-class RecordTail:
-    """Reads whole new lines appended to records*.jsonl in a directory since the last poll."""
+class LiveSteps:
+    """Per step: successes, failures and the TTFT/ITL samples of requests sent after the ramp."""
 
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self._offsets: dict[Path, int] = {}
+    def __init__(self) -> None:
         self.steps: dict[int | None, StepLive] = {}
 
-    def poll(self) -> list[Record]:
-        out: list[Record] = []
-        for path in sorted(self.directory.glob("records*.jsonl")):
-            offset = self._offsets.get(path, 0)
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read()
-            except OSError:
-                continue
-            end = data.rfind(b"\n") + 1  # leave a half-written last line for the next poll
-            self._offsets[path] = offset + end
-            for line in data[:end].splitlines():
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if "request_id" in d:
-                    out.append(Record.from_dict(d))
-        for r in out:
-            live = self.steps.setdefault(r.step, StepLive())
-            if r.ok:
-                live.ok += 1
-                if r.phase in ("warmup", "measure"):
-                    ttft, itl = metrics.ttft_s(r), metrics.itl_s(r)
-                    if ttft is not None:
-                        live.ttft.append(ttft)
-                    if itl is not None:
-                        live.itl.append(itl)
-            else:
-                live.failed += 1
-        return out
+    def add(self, r: Record) -> None:
+        live = self.steps.get(r.step)
+        if live is None:
+            live = self.steps[r.step] = StepLive()
+        if r.ok:
+            live.ok += 1
+            if r.phase in ("warmup", "measure"):
+                ttft, itl = metrics.ttft_s(r), metrics.itl_s(r)
+                if ttft is not None:
+                    live.ttft.append(ttft)
+                if itl is not None:
+                    live.itl.append(itl)
+        else:
+            live.failed += 1
 
 
 def _dur(seconds: float) -> str:

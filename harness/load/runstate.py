@@ -1,7 +1,7 @@
 """Which step of a sweep this process is in, so each record can carry it.
 
 The load shape (on the master or the local runner) calls `set_step`; in distributed runs the
-master broadcasts it to workers with a custom Locust message (see `harness.load.sweep`), and each
+master broadcasts it to workers with a custom Locust message (see `harness.load.locust.listeners`), and each
 worker calls `set_step` too. Users read `current()` when they send a request: a plain tuple
 read, no locking needed under gevent.
 """

@@ -30,7 +30,7 @@ from typing import Any
 
 from harness.analysis import metrics
 from harness.analysis.metrics import CANCELLED, StepMetrics, Window
-from harness.config.scenario import Flags
+from harness.config.model import Flags
 from harness.records.record import Record, read_records
 
 # --- loading a run directory ------------------------------------------------------------------

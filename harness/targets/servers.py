@@ -164,20 +164,20 @@ class ServerSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def settings_from_scenario(server: Any, **overrides: Any) -> ServerSettings:
-    """ServerSettings from a scenario's `[server]` table (harness.config.scenario.Server, duck-typed)."""
+def settings_from_target(target: Any, **overrides: Any) -> ServerSettings:
+    """ServerSettings from the configuration's `[target]` (harness.config.model.Target)."""
     settings = ServerSettings(
-        profile=server.kind or "emulator",
-        image=server.image,
-        model_id=server.model_id,
-        env=dict(server.env),
-        health_timeout_s=getattr(server, "startup_timeout_s", None),
-        host_port=getattr(server, "host_port", 0),
-        privileged=getattr(server, "privileged", False),
-        devices=getattr(server, "devices", None),
+        profile=target.server or "emulator",
+        image=target.image,
+        model_id=target.model_id,
+        env=dict(target.server_env),
+        health_timeout_s=target.startup_timeout_s,
+        host_port=target.host_port,
+        privileged=target.privileged,
+        devices=None if target.devices is None else tuple(target.devices),
     )
-    if settings.profile == "emulator" and getattr(server, "emulator_profile", None):
-        settings = replace(settings, env={"EMULATOR_PROFILE": server.emulator_profile, **settings.env})
+    if settings.profile == "emulator" and target.emulator_profile:
+        settings = replace(settings, env={"EMULATOR_PROFILE": target.emulator_profile, **settings.env})
     return settings.with_overrides(**overrides)
 
 

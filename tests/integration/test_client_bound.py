@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import metrics
-from harness.config.scenario import Flags
+from harness.config.model import Flags
 from harness.records.record import read_records
 from harness.report import build as report
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.config.scenario import PhaseRule, StepSpec
+from harness.config.model import PhaseRule, StepSpec
 from harness.load.plan import SweepPlan, fixed_plan
 
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 from harness.load.sweep import PlanShape
-from harness.config.scenario import PhaseRule, StepSpec
+from harness.config.model import PhaseRule, StepSpec
 from harness.load.plan import SweepPlan
 
 

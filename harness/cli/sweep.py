@@ -1,0 +1,133 @@
+"""`python -m harness sweep`: run a configuration's steps and write results/<run-id>/.
+
+Target, in this order: the configuration's `url` (a running server), its `server` (a container
+started with docker-py, harness.targets.container), or else the emulator in a subprocess
+(`emulator_profile`, ephemeral port), stopped at the end. Every setting of harness.config is a
+flag here (`--help`); the run's outputs are `harness.report` on the records and the run log.
+"""
+
+from __future__ import annotations
+
+# isort: off
+import locust  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
+# isort: on
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.client.transport import stamp_source
+from harness.config.layers import ConfigError, find_scenario, load_config
+from harness.config.model import RunConfig
+from harness.config.settings import add_arguments, from_namespace
+from harness.load.headers import request_headers
+from harness.load.manifest import build_manifest, run_id_for
+from harness.records import runlog
+from harness.targets.identity import identify
+
+
+def parse(argv: list[str] | None) -> RunConfig:
+    ap = argparse.ArgumentParser(
+        prog="python -m harness sweep",
+        description="Sweep user counts against a server; write results/<run-id>/. Every setting: "
+        "scenario file < HARNESS_<NAME> < --name.",
+    )
+    ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO"),
+                    help="scenario TOML file or a shipped name: default, seed (default: built-in defaults)")
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    path = find_scenario(args.scenario) if args.scenario else None
+    return load_config(path, cli=from_namespace(args))
+
+
+def _with(cfg: RunConfig, section: str, **changes: Any) -> RunConfig:
+    return cfg.model_copy(update={section: getattr(cfg, section).model_copy(update=changes)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse(argv)
+        headers = request_headers(cfg.request, os.environ)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_id = cfg.output.run_id or run_id_for(cfg)
+    out = cfg.output
+    run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
+    if run_dir.exists() and any(run_dir.iterdir()):
+        print(f"error: {run_dir} already exists and is not empty", file=sys.stderr)
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = _with(cfg, "output", run_id=run_id, records_dir=str(run_dir))
+    t = cfg.target
+    server: dict[str, Any] = {}
+    emulator = container = None
+    try:
+        if t.server:
+            from harness.targets.container import ManagedServer
+            from harness.targets.servers import ServerConfigError, settings_from_target
+
+            settings = settings_from_target(t)
+            problems = settings.validate()
+            if problems:
+                print("error: server settings: " + "; ".join(problems), file=sys.stderr)
+                return 2
+            try:
+                container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=t.no_pull,
+                                          keep=t.keep_server).start()
+            except (ServerConfigError, RuntimeError, OSError) as exc:
+                print(f"error: server did not start: {exc}", file=sys.stderr)
+                return 1
+            url = container.url
+            server = {"kind": t.server, "url": url, "description": f"container {settings.profile}"}
+        elif t.url:
+            url = t.url
+            server = {"kind": "url", "url": url, "description": url}
+        else:
+            from harness.targets.emulator_process import EmulatorProcess
+
+            extra = shlex.split(t.emulator_args)
+            if "MAX_BATCH_SIZE" in t.server_env and "--max-batch-size" not in extra:
+                extra += ["--max-batch-size", t.server_env["MAX_BATCH_SIZE"]]
+            if t.model_id and "--model-id" not in extra:
+                extra += ["--model-id", t.model_id]
+            print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
+            emulator = EmulatorProcess(profile=t.emulator_profile, args=extra).start()
+            url = emulator.url
+            server = {"kind": "emulator", "url": url, "profile": t.emulator_profile, "args": extra,
+                      "description": f"the emulator ({t.emulator_profile})"}
+        ident = identify(url, headers)
+        server.update(info=ident.info, models=ident.models, model_id=ident.model_id)
+        cfg = _with(cfg, "request", model_name=ident.model_name_to_send(cfg.request.model_name))
+        manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
+                                  source=" ".join(sys.argv[1:]))
+        runlog.write_header(run_dir, manifest)
+        users = ", ".join(map(str, cfg.users))
+        print(f"sweep {cfg.name}: users {users} against {url} → {run_dir}", flush=True)
+        from harness.load.locust.runner import run_locust
+
+        shape = run_locust(cfg, url, run_dir)
+        runlog.write_steps(run_dir, shape.steps_json())
+        if emulator is not None:
+            from harness.targets.identity import get_json
+
+            runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        if container is not None:
+            container.stop()
+            runlog.write_end(run_dir, server={"container": container.manifest()})
+
+    from harness.report.build import build_report, markdown_table
+
+    reports, _ = build_report(run_dir, with_plots=cfg.output.plots)
+    print()
+    print(markdown_table(reports))
+    print(f"\nreport: {run_dir / 'report.html'}")
+    if cfg.output.strict and any(r.flags for r in reports):
+        return 3
+    return 0

@@ -1,0 +1,293 @@
+"""The one configuration model of a run: what to measure, how to load it, what to flag.
+
+Every mode reads this model — `python -m harness sweep`, the web UI, plain `locust -f`, and every
+worker of a master/worker run (the master resolves it once and Locust hands it to the workers
+with its custom options, see harness.load.locust.config). It is plain validated data: pydantic v2
+models with unknown keys forbidden and ranges checked, no I/O.
+
+Layers (harness.config.layers): scenario file < `HARNESS_*` environment < command line. Each
+setting has ONE name, its key path below its section: `[request] timeout_s` is `--timeout-s` and
+`HARNESS_TIMEOUT_S`; `[steps] measure = { min_s = 60 }` is `--measure-min-s` and
+`HARNESS_MEASURE_MIN_S`. The one exception is the step list, `[steps] users` = `--steps`
+(harness.config.settings derives the table).
+
+Phase rule (warm-up and measurement window of each step): a phase ends as soon as
+``elapsed >= max_s``, or when ``elapsed >= min_s`` **and** at least ``min_requests`` requests
+completed successfully during the phase. "60 s" is ``min_s = max_s = 60``; "20 requests, at least
+30 s, at most 5 min" is ``min_requests = 20, min_s = 30, max_s = 300``. When ``max_s`` is omitted
+it is ``min_s`` (no request target) or ``min_s + timeout_s`` (with one), so a dead server never
+hangs a sweep.
+
+Why not pydantic-settings: its sources nest environment names (`HARNESS_STEPS__MEASURE__MIN_S`)
+and have no notion of per-step tables that a flag must override, nor of saying *which layer*
+(file, variable or flag) gave a bad value. The three layers are a small merge of plain dicts in
+harness.config.layers; validation, defaults and allowed values stay here, in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Api = Literal["generate_stream", "chat", "completions"]
+ServerKind = Literal["emulator", "neuronx-tgi", "tgi-gpu", "tgi-cpu"]
+Stamps = Literal["kernel", "recv"]
+APIS: tuple[str, ...] = Api.__args__
+SERVER_KINDS: tuple[str, ...] = ServerKind.__args__
+STAMPS: tuple[str, ...] = Stamps.__args__
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
+_FRAMING = ("content-length", "transfer-encoding", "connection")  # the client's own
+
+
+def header_problem(header: str) -> str | None:
+    """Why `header` cannot be sent as given (None: it can)."""
+    name, sep, value = header.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n"):
+        return f"--headers {header!r}: expected 'Name: value' on one line"
+    if name.lower() in _FRAMING:
+        return f"--headers {header!r}: the client sets {name} itself"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"--headers {header!r}: HTTP header values are latin-1"
+    return None
+
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# --- resolved steps: what the load plan runs (plain data, cheap to poll) -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRule:
+    """When a warm-up or measurement phase ends (see the module docstring); max_s is resolved."""
+
+    min_s: float = 0.0
+    max_s: float = 0.0
+    min_requests: int = 0
+
+    def done(self, elapsed: float, completed: int) -> bool:
+        if elapsed >= self.max_s:
+            return True
+        return elapsed >= self.min_s and completed >= self.min_requests
+
+    def describe(self) -> str:
+        if self.min_requests:
+            return f"≥{self.min_requests} requests and ≥{self.min_s:g} s, ≤{self.max_s:g} s"
+        return f"{self.min_s:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    users: int
+    warmup: PhaseRule
+    measure: PhaseRule
+
+
+# --- the sections --------------------------------------------------------------------------
+
+
+class Phase(_Section):
+    """A warm-up or window rule as written; `max_s` None means "derived" (module docstring)."""
+
+    min_s: NonNeg | None = Field(None, description="at least this many seconds")
+    max_s: NonNeg | None = Field(None, description="at most this many seconds")
+    min_requests: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="at least this many successful requests"
+    )
+
+    def over(self, base: Phase) -> Phase:
+        """This rule's keys over `base`'s (a step's own table over the [steps] default)."""
+        return Phase(**{**base.model_dump(exclude_none=True), **self.model_dump(exclude_none=True)})
+
+    def resolve(self, timeout_s: float, where: str) -> PhaseRule:
+        min_s = self.min_s or 0.0
+        min_requests = self.min_requests or 0
+        if self.max_s is None:
+            max_s = min_s + timeout_s if min_requests else min_s
+        else:
+            max_s = self.max_s
+        if max_s < min_s:
+            raise ValueError(f"{where}.max_s ({max_s:g}) is less than {where}.min_s ({min_s:g})")
+        return PhaseRule(min_s=min_s, max_s=max_s, min_requests=min_requests)
+
+
+class Step(_Section):
+    """One entry of `[steps] users` written as a table: its own windows over the defaults."""
+
+    users: Annotated[int, Field(gt=0)]
+    warmup: Phase = Phase()
+    measure: Phase = Phase()
+
+
+class Steps(_Section):
+    users: list[Annotated[int, Field(gt=0)] | Step] = Field(
+        default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
+        min_length=1,
+        description="user counts, e.g. 1,2,4,8 (in a file, entries may be tables with their own windows)",
+    )
+    warmup: Phase = Field(Phase(min_s=10.0), description="warm-up rule of every step")
+    measure: Phase = Field(Phase(min_s=60.0), description="measurement window rule of every step")
+    restart: bool = Field(
+        False, description="stop all users at each step boundary and start the step's users together"
+    )
+    spawn_rate: Pos = Field(100.0, description="users started per second when a step ramps")
+
+
+class Target(_Section):
+    url: str | None = Field(None, description="a running server's base URL (nothing is started)")
+    server: ServerKind | None = Field(None, description="a container to start with docker-py")
+    model_id: str | None = Field(None, description="the model the started server loads (MODEL_ID)")
+    image: str | None = Field(None, description="container image (default: the profile's)")
+    instance: str | None = Field(None, description="instance type, for the report (e.g. inf2.xlarge)")
+    price_per_hour: NonNeg | None = Field(None, description="instance price in $/h (cost per 1M tokens)")
+    emulator_profile: str = Field(
+        "inf2-xlarge-llama3-8b", description="emulator profile when neither url nor server is given"
+    )
+    emulator_args: str = Field("", description="extra emulator flags, e.g. '--error-rate 0.2'")
+    server_env: dict[str, str] = Field(
+        default_factory=dict, description="server environment NAME=VALUE (MAX_BATCH_SIZE, ...)"
+    )
+    startup_timeout_s: Pos = Field(1800.0, description="how long a started server may take to be healthy")
+    host_port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="host port; 0: any free one")
+    privileged: bool = Field(False, description="run the container --privileged")
+    devices: list[str] | None = Field(None, description="device paths (default: found on the host)")
+    no_pull: bool = Field(False, description="never pull the image")
+    keep_server: bool = Field(False, description="leave the started container running")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return None if value is None else value.rstrip("/")
+
+    @field_validator("server_env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, bool) or not isinstance(v, str | int | float):
+                    raise ValueError(f"{k} must be a string or number, got {v!r}")
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Target:
+        if self.url and self.server:
+            raise ValueError("give url (a running server) or server (a container to start), not both")
+        return self
+
+
+class Request(_Section):
+    api: Api = Field("generate_stream", description="route: generate_stream (TGI), chat or completions")
+    model_name: str | None = Field(
+        None, description="'model' sent on the OpenAI routes (default: the server's own model id; 'tgi' on TGI)"
+    )
+    ignore_eos: bool = Field(False, description="send ignore_eos (vLLM, llama.cpp; TGI has none)")
+    headers: list[str] = Field(
+        default_factory=list, description="extra header 'Name: value' (repeatable; saved as given: no secrets)"
+    )
+    bearer_token_env: str | None = Field(
+        None, description="environment variable whose value is sent as 'Authorization: Bearer …'"
+    )
+    timeout_s: Pos = Field(600.0, description="seconds per request, connect to last byte")
+    stamps: Stamps = Field("kernel", description="token arrival stamps: kernel receive time or recv (read time)")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: list[str]) -> list[str]:
+        for header in value:
+            problem = header_problem(header)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
+class Workload(_Section):
+    tokenizer: str = Field("llama3", description="'llama3' (bundled), a Hub id or a directory")
+    seed: Annotated[int, Field(ge=0)] = Field(11111, description="seed of the prompt and length sampler")
+    input_mean: Annotated[int, Field(gt=0)] = Field(550, description="mean input tokens")
+    input_stddev: Annotated[int, Field(ge=0)] = Field(150, description="stddev of input tokens (0: fixed)")
+    input_min: Annotated[int, Field(gt=0)] = Field(50, description="lower clip of the input length")
+    output_mean: Annotated[int, Field(gt=0)] = Field(150, description="mean max new tokens")
+    output_stddev: Annotated[int, Field(ge=0)] = Field(0, description="stddev of max new tokens (0: fixed)")
+    prompt_pool_size: Annotated[int, Field(gt=0)] = Field(
+        1000, description="prompts built before the test starts, used round-robin"
+    )
+
+
+class Flags(_Section):
+    """Thresholds above which a step is flagged in the report (and --strict exits 3)."""
+
+    max_error_rate: NonNeg = Field(0.01, description="flag a step above this error rate")
+    min_samples: Annotated[int, Field(ge=0)] = Field(10, description="flag a step with fewer successes")
+    max_client_cpu_percent: Pos = Field(85.0, description="flag a step whose client CPU is above this")
+    max_sched_lag_ms: Pos = Field(10.0, description="flag a step whose client lag p99 is above this")
+
+
+class Output(_Section):
+    results_dir: str = Field("results", description="parent directory of run directories")
+    run_id: str | None = Field(None, description="run directory name (default: UTC time and name)")
+    records_dir: str | None = Field(None, description="write records here instead of results_dir/run_id")
+    progress_every_s: Pos = Field(5.0, description="seconds between progress lines")
+    quiet: bool = Field(False, description="no progress lines")
+    plots: bool = Field(True, description="plots in report.html")
+    strict: bool = Field(False, description="exit 3 when any step is flagged")
+
+
+class RunConfig(_Section):
+    name: str = Field("scenario", description="run name (used in the run id)")
+    description: str = Field("", description="one line about the scenario")
+    target: Target = Target()
+    request: Request = Request()
+    workload: Workload = Workload()
+    steps: Steps = Steps()
+    flags: Flags = Flags()
+    output: Output = Output()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ "):
+            raise ValueError(f"must be non-empty without spaces or slashes, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> RunConfig:
+        self.plan_steps()  # every window resolves (max_s ≥ min_s, > 0)
+        return self
+
+    def plan_steps(self) -> tuple[StepSpec, ...]:
+        """The steps with every window resolved (defaults under each step's own table)."""
+        out = []
+        s, timeout = self.steps, self.request.timeout_s
+        for i, entry in enumerate(s.users):
+            own = entry if isinstance(entry, Step) else Step(users=entry)
+            where = f"steps.users[{i}]" if isinstance(entry, Step) else "steps"
+            warm = own.warmup.over(s.warmup).resolve(timeout, where + ".warmup")
+            meas = own.measure.over(s.measure).resolve(timeout, where + ".measure")
+            if meas.max_s <= 0 or math.isnan(meas.max_s):
+                raise ValueError(f"{where}.measure: the window must last > 0 s (set min_s or max_s)")
+            out.append(StepSpec(users=own.users, warmup=warm, measure=meas))
+        return tuple(out)
+
+    @property
+    def users(self) -> list[int]:
+        return [st.users for st in self.plan_steps()]
+
+    @property
+    def chat(self) -> bool:
+        return self.request.api == "chat"

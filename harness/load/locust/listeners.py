@@ -1,0 +1,213 @@
+"""Everything the suite hooks into Locust, registered explicitly by `register(events)`.
+
+- Options: every setting of the configuration model (harness.config.settings) is a Locust option
+  with its HARNESS_* variable, plus `--scenario`; Locust's own `--host` is the target URL and its
+  `-r/--spawn-rate` stays Locust's. No option list is written here.
+- The configuration is resolved once per test by the process that runs the shape (local runner
+  or master) — scenario file < HARNESS_* < options, the server asked for its model id — and put on
+  `parsed_options.harness_config`, which Locust sends to every worker with each spawn message
+  (custom options travel that way), before the worker's test_start. So every process of a run,
+  on every host, reads the same RunConfig.
+- That process writes the run log's header (harness.records.runlog) when a test starts and the
+  steps when it stops; workers take the step tag from the master and send it their client
+  health every second (custom messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import sys
+from typing import Any
+
+import gevent
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness.client.transport import stamp_source
+from harness.config.layers import ConfigError, find_scenario, load_config
+from harness.config.model import RunConfig
+from harness.config.settings import add_arguments, from_namespace
+from harness.load import runstate
+from harness.load.headers import request_headers
+from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
+from harness.load.locust.monitor import ClientMonitor
+from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
+from harness.load.locust.users import off_loop, our_classes, run_dir, shared
+from harness.load.manifest import build_manifest, run_id_for
+from harness.records import runlog
+from harness.targets.identity import identify
+
+log = logging.getLogger(__name__)
+LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
+WEB_UI_SECTIONS = ("request", "workload")
+_registered: set[int] = set()
+
+
+def register(events: Any) -> None:
+    """Hook the suite into this Locust `events` object (idempotent)."""
+    if id(events) in _registered:
+        return
+    _registered.add(id(events))
+    events.init_command_line_parser.add_listener(_add_options)
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_quitting)
+
+
+def _add_options(parser: Any, **_kw: Any) -> None:
+    group = parser.add_argument_group("tgi-loadtest (scenario file < HARNESS_* < these options)")
+    group.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
+                       help="scenario TOML file or a shipped name (default, seed)")
+    add_arguments(group, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
+    group.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
+
+
+def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
+    """The run's configuration as this process must use it (see the module docstring)."""
+    opts = environment.parsed_options
+    given = getattr(opts, "harness_config", None)
+    if given:
+        return RunConfig.model_validate_json(given)
+    path = getattr(opts, "scenario", None)
+    cli = from_namespace(opts, skip=LOCUST_OWN)
+    if environment.host:
+        cli["url"] = environment.host
+    cfg = load_config(find_scenario(path) if path else None, cli=cli)
+    if not cfg.output.records_dir and not cfg.output.run_id:
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
+    if discover and cfg.target.url and cfg.request.api != "generate_stream" and not cfg.request.model_name:
+        ident = identify(cfg.target.url, request_headers(cfg.request, os.environ), timeout=10)
+        name = ident.model_name_to_send(None)
+        cfg = cfg.model_copy(update={"request": cfg.request.model_copy(update={"model_name": name})})
+    return cfg
+
+
+def _on_init(environment: Any, **_kw: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        _worker_messages(runner)
+        shared.preparing = gevent.spawn(_prepare_guess, environment)
+        return
+    try:
+        cfg = resolve_config(environment)
+        request_headers(cfg.request, os.environ)
+    except (ConfigError, ValueError) as exc:  # fail fast, one line, before any user starts
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    if not environment.host and cfg.target.url:
+        environment.host = cfg.target.url
+    if isinstance(runner, MasterRunner):
+        runner.register_message(HEALTH_KEY, _health_received)
+    else:
+        shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
+
+
+def _worker_messages(runner: Any) -> None:
+    def set_tag(environment: Any, msg: Any, **_: Any) -> None:
+        step, users, phase = msg.data
+        runstate.set_step(step, users, phase)
+
+    runner.register_message(STEP_MESSAGE, set_tag)
+    monitor = ClientMonitor().start()
+
+    def push() -> None:
+        while True:
+            gevent.sleep(HEALTH_EVERY_S)
+            payload = monitor.drain()
+            if payload["lags"] or payload["cpu"]:
+                try:
+                    runner.send_message(HEALTH_KEY, payload)
+                except Exception as exc:  # noqa: BLE001 - the master is gone: nothing to report to
+                    log.debug("client health not sent: %s", exc)
+
+    gevent.spawn(push)
+
+
+def _health_received(environment: Any, msg: Any, **_: Any) -> None:
+    shape = environment.shape_class
+    if isinstance(shape, PlanShape):
+        shape.worker_health.add(str(msg.node_id), msg.data)
+
+
+def _prepare_guess(environment: Any) -> None:
+    """A worker builds its prompt pools for its own view of the config while it waits for the
+    master's (usually the same, then test_start finds them built)."""
+    try:
+        cfg = resolve_config(environment)
+    except (ConfigError, ValueError):
+        return
+    _prepare(cfg, int(getattr(environment.runner, "worker_index", 0) or 0), environment)
+
+
+def _prepare(cfg: RunConfig, worker_index: int, environment: Any) -> None:
+    shared.configure(cfg, worker_index)
+    for cls in our_classes(environment):
+        off_loop(shared.pool, cls.api_for(cfg).chat)
+
+
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    """Resolve the config (master/local: and start the run log); build the prompt pools and open
+    the writer before any user runs."""
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        sweep = getattr(environment, "harness_sweep", False)  # the sweep resolved it and wrote the header
+        if not sweep:
+            environment.parsed_options.harness_config = None  # a new test (web UI): resolve afresh
+        cfg = resolve_config(environment, discover=True)
+        environment.parsed_options.harness_config = cfg.model_dump_json()  # → workers, with spawn
+        if not sweep:
+            _write_header(environment, cfg)
+        if isinstance(runner, MasterRunner):
+            shared.configure(cfg)
+            return
+    else:
+        cfg = resolve_config(environment)
+    if shared.preparing is not None:
+        shared.preparing.join()
+        shared.preparing = None
+    _prepare(cfg, int(getattr(runner, "worker_index", 0) or 0), environment)
+    try:
+        request_headers(cfg.request, os.environ)
+    except ValueError as exc:  # every user will fail at on_start: say it once, plainly
+        log.error("no request will be sent: %s", exc)
+    shared.open_writer()
+    # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
+    # keeps the collector's full passes (which stop every greenlet) short during the test.
+    gc.freeze()
+    # Fewer collections: with the default gen-0 threshold (700) a 1024-stream run collected every
+    # few ms and its full passes paused every greenlet for up to 8 ms (bench/client_capacity.py);
+    # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
+
+
+def _write_header(environment: Any, cfg: RunConfig) -> None:
+    url = environment.host or cfg.target.url
+    ident = identify(url, request_headers(cfg.request, os.environ)) if url else None
+    server = {"kind": "url", "url": url, "description": url,
+              **({"identity": ident.to_dict(), "info": ident.info, "model_id": ident.model_id} if ident else {})}
+    out = run_dir(cfg)
+    manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
+                              source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")
+    runlog.write_header(out, manifest)
+    print(f"records and run log: {out}", file=sys.stderr, flush=True)
+
+
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    if shared.writer is not None:
+        shared.writer.flush()
+    shape = environment.shape_class
+    if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
+        return
+    if getattr(environment, "harness_sweep", False):
+        return  # the sweep writes its own steps after the run
+    shape.stop_clock()
+    runlog.write_steps(run_dir(shared.config), shape.steps_json())
+
+
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    shared.close()
+

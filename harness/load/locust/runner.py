@@ -1,0 +1,98 @@
+"""The sweep's in-process Locust run: a local runner driven by SweepShape, with Locust's CSV/HTML
+(its live view) written beside the records, and the progress line fed from the record sink.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import gevent
+from locust import events
+from locust.argument_parser import get_parser
+from locust.env import Environment
+from locust.html import get_html_report
+from locust.log import setup_logging
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
+
+from harness.config.model import RunConfig
+from harness.load.locust.listeners import register
+from harness.load.locust.monitor import ClientMonitor
+from harness.load.locust.shapes import SweepShape
+from harness.load.locust.users import shared, user_class
+from harness.load.progress import progress_line
+
+
+def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
+    """Run the sweep in this process (local runner) and write Locust's CSV and HTML into run_dir.
+
+    `cfg` is the resolved configuration (output.records_dir = run_dir, request.model_name set);
+    the listeners hand it to the users unchanged (harness_sweep marks it as already resolved).
+    """
+    register(events)
+    opts = get_parser(default_config_files=[]).parse_args(
+        ["--headless", "--host", url, "--loglevel", "WARNING"]
+    )
+    opts.harness_config = cfg.model_dump_json()
+    setup_logging(opts.loglevel)
+    shape = SweepShape()
+    shape.monitor = ClientMonitor().start()
+    shared.configure(cfg)
+    # No stop timeout: requests still in flight when the last window closes count in no step's
+    # statistics (harness.analysis.metrics.measured_records), so waiting for them would only cost time.
+    env = Environment(
+        user_classes=[user_class(cfg.request.api)],
+        shape_class=shape,
+        events=events,
+        host=url,
+        parsed_options=opts,
+    )
+    env.harness_sweep = True
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)
+    history = gevent.spawn(stats_history, runner)
+    csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
+    csv_greenlet = gevent.spawn(csv_writer.stats_writer)
+
+    def show() -> None:
+        while True:
+            gevent.sleep(cfg.output.progress_every_s)
+            plan, tick = shape.plan, shape.plan.current() if shape.plan else None
+            if tick is None or plan is None:
+                continue
+            now = shape.get_run_time()
+            span = plan.spans[-1]
+            line = progress_line(
+                tick.step,
+                tick.steps,
+                tick.users,
+                tick.phase,
+                now - span.start,
+                shared.live.steps.get(tick.step),
+                plan.time_left(now),
+            )
+            print(line, flush=True)
+
+    printer = gevent.spawn(show) if not cfg.output.quiet else None
+    if shared.preparing is not None:  # prompt pools are built before the clock starts
+        shared.preparing.join()
+    try:
+        runner.start_shape()
+        runner.greenlet.join()
+    except KeyboardInterrupt:
+        print("interrupted: stopping users and writing what was measured", file=sys.stderr)
+        runner.quit()
+    finally:
+        shape.stop_clock()
+        if printer is not None:
+            printer.kill(block=False)
+        shape.monitor.stop()
+        gevent.sleep(1.2)  # one more CSV write with the final numbers
+        csv_greenlet.kill()
+        history.kill(block=False)
+        csv_writer.close_files()
+        (run_dir / "locust.html").write_text(get_html_report(env, show_download_link=False))
+        events.quitting.fire(environment=env, reverse=True)  # users close their record writers
+    return shape
+
+

@@ -1,0 +1,206 @@
+"""Locust load shapes driven by the pure step plan (harness.load.plan.SweepPlan).
+
+`PlanShape` adapts a SweepPlan to Locust's LoadTestShape: it polls the plan about once a second,
+tags records through `harness.load.runstate` (and broadcasts the tag to workers in master/worker
+mode, see harness.load.locust.listeners), and keeps each phase's wall-clock span and the client's
+CPU, from which `steps_json` gives each step's windows and client health for the run log.
+
+Step rule with `[steps] restart = true`: at each step boundary the shape first returns 0 users, so
+the runner (or, distributed, every worker) kills all users of the previous step — their in-flight
+requests end as "cancelled" records that count in no step — and at its next poll (~1 s later,
+once the runner reports no users) returns the step's N users at a spawn rate of at least N, so
+all N start together and send their first requests at once. Those first requests are tagged
+"warmup" (not "ramp"), so they count in distributed runs too, where workers start sending before
+the master hears that spawning is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from locust import LoadTestShape
+from locust.runners import MasterRunner
+
+from harness.load import runstate
+from harness.load.health import WorkerHealth, summarize
+from harness.load.locust.monitor import ClientMonitor
+from harness.load.locust.users import shared
+from harness.load.plan import SweepPlan, fixed_plan
+
+STEP_MESSAGE = "harness_step"
+WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
+
+
+class PlanShape(LoadTestShape):
+    """A LoadTestShape driven by a SweepPlan; subclasses say how to build the plan."""
+
+    abstract = True
+
+    def __init__(self, plan: SweepPlan | None = None) -> None:
+        super().__init__()
+        self.plan = plan
+        self.monitor: ClientMonitor | None = None
+        self._wall0: float | None = None
+        self._cpu_at: list[float | None] = []  # CPU seconds at the start of each span
+        self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
+        self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
+        self._cpu_end: float | None = None
+
+    def make_plan(self) -> SweepPlan:
+        raise NotImplementedError
+
+    def reset_time(self) -> None:
+        """Locust calls this when a test starts. A plan already used belongs to an earlier test (the
+        web UI's "New" button): build it afresh, so the second test sweeps from the first step."""
+        super().reset_time()
+        self._wall0 = time.time()
+        if self.plan is not None and self.plan.spans:
+            try:
+                self.plan = self.make_plan()
+            except NotImplementedError:  # a plan given to the constructor: nothing to rebuild from
+                return
+            self._cpu_at.clear()
+            self._worker_cpu.clear()
+            self._cpu_end = None
+
+    def completed(self) -> int:
+        """Successful requests so far (Locust's Aggregated row counts each request once)."""
+        total = self.runner.stats.total
+        return total.num_requests - total.num_failures
+
+    def tick(self) -> tuple[int, float] | None:
+        current = self.plan.current() if self.plan else None
+        if self._workers_behind(current):
+            return current.users, current.spawn_rate  # hold the ramp (see _workers_behind)
+        # A stop phase is over once the runner has no users left (the master counts its workers').
+        stopped = current is not None and current.phase == "stop" and self.runner.user_count == 0
+        return self._advance(spawned=stopped)
+
+    def _workers_behind(self, current: Any) -> bool:
+        """Distributed: a ramp is not over before the workers report the step's users. Locust's master
+        fires spawning_complete (and the ramp's |Δusers| / spawn_rate seconds run out) after at most
+        1 s, but a worker's first test_start builds its prompt pools before it starts any user, which
+        takes seconds: without this the first step's warm-up and window opened with no users running."""
+        return (
+            isinstance(self.runner, MasterRunner)
+            and current is not None
+            and current.phase == "ramp"
+            and self.runner.user_count < current.users
+            and self.get_run_time() - self.plan.spans[-1].start < WORKERS_SPAWN_MAX_S
+        )
+
+    def _on_spawned(self, user_count: int, **_kw: Any) -> None:
+        """Locust finished starting this step's users: the ramp is over now, not at the next tick.
+        (The 0 users of a stop phase are checked at the next poll instead: users must be started by
+        the shape worker, so ending the stop here would only open the ramp before the spawn.)"""
+        current = self.plan.current() if self.plan else None
+        if (
+            current is not None
+            and current.phase == "ramp"
+            and user_count == current.users
+            and not self._workers_behind(current)
+        ):
+            self._advance(spawned=True)
+
+    def _advance(self, spawned: bool) -> tuple[int, float] | None:
+        if self.plan is None:
+            self.plan = self.make_plan()
+            self.runner.environment.events.spawning_complete.add_listener(self._on_spawned)
+            if self.monitor is None:  # a locustfile run (web UI, headless, master): watch this process
+                self.monitor = ClientMonitor().start()
+        if self._wall0 is None:
+            self._wall0 = time.time() - self.get_run_time()
+        now = self.get_run_time()
+        tick = self.plan.tick(now, self.completed(), spawned=spawned)
+        cpu = self.monitor.cpu_seconds() if self.monitor else None
+        while len(self._cpu_at) < len(self.plan.spans):
+            self._cpu_at.append(cpu)
+        if isinstance(self.runner, MasterRunner) and self.runner.clients:
+            usage = max(w.cpu_usage for w in self.runner.clients.values())
+            self._worker_cpu.append((time.time(), usage))
+        if tick is None:
+            self._cpu_end = cpu
+            last = self.plan.spans[-1]
+            self._tag(last.step, last.users, "done")
+            return None
+        self._tag(tick.step, tick.step_users, tick.tag)
+        return tick.users, tick.spawn_rate
+
+    def _tag(self, step: int, users: int, phase: str) -> None:
+        runstate.set_step(step, users, phase)
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(STEP_MESSAGE, [step, users, phase])
+
+    def stop_clock(self) -> None:
+        """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""
+        if self.plan and self.plan.spans and self.plan.spans[-1].end is None:
+            self.plan.spans[-1].end = self.get_run_time()
+            self._cpu_end = self.monitor.cpu_seconds() if self.monitor else None
+
+    def steps_json(self) -> list[dict[str, Any]]:
+        """Each step's phases as wall-clock spans, plus the client's health during its window."""
+        if self.plan is None or self._wall0 is None:
+            return []
+        lags = self.monitor.lags if self.monitor else []
+        cpu_marks = [*self._cpu_at, getattr(self, "_cpu_end", None)]
+        out: dict[int, dict[str, Any]] = {}
+        for i, span in enumerate(self.plan.spans):
+            spec = self.plan.steps[span.step]
+            entry = out.setdefault(
+                span.step,
+                {
+                    "step": span.step,
+                    "users": span.users,
+                    "min_requests": spec.measure.min_requests,
+                    "warmup_rule": spec.warmup.describe(),
+                    "measure_rule": spec.measure.describe(),
+                    "phases": {},
+                },
+            )
+            end_wall = None if span.end is None else self._wall0 + span.end
+            entry["phases"][span.phase] = {
+                "start_wall": self._wall0 + span.start,
+                "end_wall": end_wall,
+                "completed": span.completed,
+                "cpu_start_s": cpu_marks[i],
+                "cpu_end_s": cpu_marks[i + 1] if span.end is not None else None,
+            }
+        for entry in out.values():
+            m = entry["phases"].get("measure")
+            if not m or m["end_wall"] is None:
+                continue
+            client = summarize(lags, m["start_wall"], m["end_wall"], m["cpu_start_s"], m["cpu_end_s"])
+            # distributed: the workers send the requests; the master's own health is beside the point
+            own = self.worker_health.summary(m["start_wall"], m["end_wall"])
+            workers = [c for t, c in self._worker_cpu if m["start_wall"] <= t < m["end_wall"]]
+            if own is not None or workers:
+                client = {"master_cpu_percent": client["cpu_percent"],
+                          "master_sched_lag_p99_ms": client["sched_lag_p99_ms"], **(own or {})}
+                if client.get("cpu_percent") is None and workers:  # Locust's 5 s sampling: better than none
+                    client["cpu_percent"] = sum(workers) / len(workers)
+                client.setdefault("cpu_percent", None)
+                client.setdefault("sched_lag_p99_ms", None)
+            entry["client"] = client
+        return [out[k] for k in sorted(out)]
+
+
+class SweepShape(PlanShape):
+    """The configuration's step sweep (the run's RunConfig, resolved by the listeners)."""
+
+    def make_plan(self) -> SweepPlan:
+        cfg = shared.config
+        return SweepPlan(cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart)
+
+
+class FixedUsersShape(PlanShape):
+    """Constant users (the web UI's user count, default 8) until stopped; one step, all measured
+    after a 10 s warm-up."""
+
+    use_common_options = True
+
+    def make_plan(self) -> SweepPlan:
+        opts = getattr(self.runner.environment, "parsed_options", None)
+        users = int(getattr(opts, "num_users", None) or 8)
+        rate = float(getattr(opts, "spawn_rate", None) or users)
+        return fixed_plan(users, rate, warmup_s=10.0)
