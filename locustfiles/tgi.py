@@ -1,6 +1,6 @@
 """Locust against TGI's native streaming route: `locust -f locustfiles/tgi.py --host http://HOST:PORT`.
 
-Options: every configuration setting (`--input-mean`, `--records-dir`, `--scenario`, ...); `locust -f … --help`.
+Options: every configuration setting (`--input-mean`, `--records-dir`, `--scenario`, ...): `--help`.
 """
 
 from locust import events

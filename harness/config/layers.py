@@ -152,7 +152,10 @@ def validate(data: Mapping[str, Any], source: str = "configuration",
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop pydantic's union-member tags ('int', 'Step', 'function-after[…]') from a location."""
-    return tuple(p for p in loc if isinstance(p, int) or (p[:1].islower() and "[" not in p and p != "int"))
+    def is_key(p: Any) -> bool:
+        return isinstance(p, int) or (p[:1].islower() and not set("[-") & set(p) and p != "int")
+
+    return tuple(p for p in loc if is_key(p))
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -180,10 +183,13 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
+_MEMBER_MISMATCH = ("int_type", "int_parsing", "model_type", "dict_type")  # "not this union member"
+
+
 def describe(exc: ValidationError, source: str, sources: Mapping[tuple[str, ...], str]) -> str:
     errors = exc.errors(include_url=False)
     # A union (a step is a count or a table) reports one error per member: take the deepest.
-    err = max(errors, key=lambda e: (len(_clean_loc(e["loc"])), e["type"] != "int_type"))
+    err = max(errors, key=lambda e: (len(_clean_loc(e["loc"])), e["type"] not in _MEMBER_MISMATCH))
     loc = _clean_loc(err["loc"])
     where = source
     for i in range(len(loc), 0, -1):

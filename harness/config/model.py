@@ -194,17 +194,21 @@ class Target(_Section):
 class Request(_Section):
     api: Api = Field("generate_stream", description="route: generate_stream (TGI), chat or completions")
     model_name: str | None = Field(
-        None, description="'model' sent on the OpenAI routes (default: the server's own model id; 'tgi' on TGI)"
+        None,
+        description="'model' sent on the OpenAI routes (default: the server's own model id; 'tgi' on TGI)",
     )
     ignore_eos: bool = Field(False, description="send ignore_eos (vLLM, llama.cpp; TGI has none)")
     headers: list[str] = Field(
-        default_factory=list, description="extra header 'Name: value' (repeatable; saved as given: no secrets)"
+        default_factory=list,
+        description="extra header 'Name: value' (repeatable; saved as given: no secrets)",
     )
     bearer_token_env: str | None = Field(
         None, description="environment variable whose value is sent as 'Authorization: Bearer …'"
     )
     timeout_s: Pos = Field(600.0, description="seconds per request, connect to last byte")
-    stamps: Stamps = Field("kernel", description="token arrival stamps: kernel receive time or recv (read time)")
+    stamps: Stamps = Field(
+        "kernel", description="token arrival stamps: kernel receive time or recv (read time)"
+    )
 
     @field_validator("headers")
     @classmethod

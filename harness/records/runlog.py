@@ -39,7 +39,9 @@ def write_end(run_dir: str | os.PathLike[str], **facts: Any) -> None:
     _append(run_dir, {"kind": "end", "facts": facts})
 
 
-def read_run_log(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+def read_run_log(
+    run_dir: str | os.PathLike[str],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """(manifest, steps) from the run log; (None, None) without one. A torn last line is skipped."""
     path = Path(run_dir) / RUN_LOG
     if not path.is_file():

@@ -345,12 +345,13 @@ def test_cancelled_request_still_records(server):
 
 def test_extra_headers_reach_the_server(server, monkeypatch):
     """--header and --bearer-token-env end up on the wire (the token comes from the environment)."""
-    from harness.load.options import HarnessOptions
+    from harness.config.model import Request
+    from harness.load.headers import request_headers
 
     monkeypatch.setenv("TEST_TOKEN", "hf_secret")
-    opts = HarnessOptions(headers=("X-Tenant: blue",), bearer_token_env="TEST_TOKEN")
+    req = Request(headers=["X-Tenant: blue"], bearer_token_env="TEST_TOKEN")
     srv = server(native_handler(2))
-    rec = run(srv.url, api=apis.GenerateStream(headers=opts.request_headers(os.environ)))
+    rec = run(srv.url, api=apis.GenerateStream(headers=request_headers(req, os.environ)))
     assert rec.ok
     lines = srv.requests[0][0].decode().split("\r\n")
     assert "X-Tenant: blue" in lines and "Authorization: Bearer hf_secret" in lines

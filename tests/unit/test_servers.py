@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.scenario import load_scenario
+from harness.config.layers import find_scenario, load_config
 from harness.targets.servers import (
     PROFILES,
     REDACTED,
@@ -19,7 +19,7 @@ from harness.targets.servers import (
     docker_run_command,
     find_token,
     plan,
-    settings_from_scenario,
+    settings_from_target,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,8 +47,8 @@ def seed_facts(**changes) -> HostFacts:
 
 def seed_settings() -> ServerSettings:
     """The seed scenario's [server] table (privileged, port 8000 included), rendered with `-ti` as typed."""
-    scenario = load_scenario(REPO / "harness" / "scenarios" / "seed.toml", environ={})
-    return settings_from_scenario(scenario.server, tty=True)
+    scenario = load_config(find_scenario("seed"), cli={"server": "neuronx-tgi"}, environ={})
+    return settings_from_target(scenario.target, tty=True)
 
 
 def squash(text: str) -> str:
@@ -166,8 +166,8 @@ def test_cpu_and_emulator_profiles():
 
 
 def test_settings_from_the_default_scenario_start_the_emulator_profile():
-    scenario = load_scenario(REPO / "harness" / "scenarios" / "default.toml", environ={})
-    settings = settings_from_scenario(scenario.server, host_port=0)
+    scenario = load_config(find_scenario("default"), cli={"server": "emulator"}, environ={})
+    settings = settings_from_target(scenario.target, host_port=0)
     assert settings.profile == "emulator" and settings.host_port == 0
     assert settings.env["EMULATOR_PROFILE"] == scenario.server.emulator_profile
     assert plan(settings, seed_facts()).public_env()["MODEL_ID"] == scenario.server.model_id

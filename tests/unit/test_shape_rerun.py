@@ -1,6 +1,6 @@
 """A second test started from the web UI sweeps from the first step again.
 
-Runs in a child interpreter: harness.load.sweep imports locust, which gevent-patches the process, and
+Runs in a child interpreter: harness.load.locust imports locust, which gevent-patches the process, and
 must come before ssl/urllib3 — which other test modules in this process have imported already.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-from harness.load.sweep import PlanShape
+from harness.load.locust.shapes import PlanShape
 from harness.config.model import PhaseRule, StepSpec
 from harness.load.plan import SweepPlan
 

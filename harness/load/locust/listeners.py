@@ -58,11 +58,12 @@ def register(events: Any) -> None:
 
 
 def _add_options(parser: Any, **_kw: Any) -> None:
-    group = parser.add_argument_group("tgi-loadtest (scenario file < HARNESS_* < these options)")
-    group.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
-                       help="scenario TOML file or a shipped name (default, seed)")
-    add_arguments(group, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
-    group.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
+    # On the parser itself, not a group: only Locust's parser takes include_in_web_ui.
+    parser.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
+                        help="scenario TOML file or a shipped name (default, seed); "
+                             "scenario file < HARNESS_* < these options")
+    add_arguments(parser, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
+    parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
 def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
@@ -187,8 +188,9 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 def _write_header(environment: Any, cfg: RunConfig) -> None:
     url = environment.host or cfg.target.url
     ident = identify(url, request_headers(cfg.request, os.environ)) if url else None
-    server = {"kind": "url", "url": url, "description": url,
-              **({"identity": ident.to_dict(), "info": ident.info, "model_id": ident.model_id} if ident else {})}
+    server: dict[str, Any] = {"kind": "url", "url": url, "description": url}
+    if ident is not None:
+        server.update(info=ident.info, models=ident.models, model_id=ident.model_id)
     out = run_dir(cfg)
     manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
                               source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")

@@ -1,0 +1,61 @@
+"""Locust's options for the users are derived from the configuration model, and every Locust mode
+(plain, web UI, master, worker) resolves the same configuration.
+
+Runs in a child interpreter: harness.load.locust imports locust, which gevent-patches the process
+and must come before ssl/urllib3 — which other test modules in this process have imported already.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+import os, types
+from locust import events
+from locust.argument_parser import get_parser
+from harness.config.settings import settings
+from harness.load.locust.listeners import LOCUST_OWN, register, resolve_config
+from harness.load.locust.users import prompt_spec, run_dir
+
+register(events)
+parser = get_parser(default_config_files=[])
+flags = {a for action in parser._actions for a in action.option_strings}
+missing = [s.flag for s in settings() if s.name not in LOCUST_OWN and s.flag not in flags]
+assert not missing, missing
+assert "--scenario" in flags and "--input-tokens-mean" not in flags  # one name: the model's
+
+
+def env_for(argv, host=None):
+    return types.SimpleNamespace(parsed_options=parser.parse_args(argv), host=host, runner=None)
+
+
+# Bug: users ran their own defaults (output 150±10) instead of the scenario's workload.
+cfg = resolve_config(env_for(["--scenario", "default"], host="http://127.0.0.1:9"))
+assert cfg.workload.output_stddev == 0 and prompt_spec(cfg).output_stddev == 0
+assert cfg.target.url == "http://127.0.0.1:9" and cfg.users == [1, 2, 4, 8, 16]
+assert resolve_config(env_for([])).workload.output_stddev == 0  # no scenario: the model's default
+assert str(run_dir(cfg)).startswith("results/") and cfg.output.run_id.endswith("-default")
+
+# HARNESS_* variables are the options' variables (one name in all three layers)
+os.environ["HARNESS_OUTPUT_MEAN"] = "64"
+cfg = resolve_config(env_for(["--scenario", "default", "--input-mean", "99", "--records-dir", "/tmp/x"]))
+assert (cfg.workload.output_mean, cfg.workload.input_mean, str(run_dir(cfg))) == (64, 99, "/tmp/x")
+
+# A worker uses the master's resolved configuration, sent as a custom option with each spawn.
+master = env_for(["--scenario", "seed"])
+given = resolve_config(master)
+worker = env_for(["--input-mean", "7"])
+worker.parsed_options.harness_config = given.model_dump_json()
+assert resolve_config(worker) == given
+print("OK")
+"""
+
+
+def test_options_derive_from_the_model_and_every_mode_reads_the_same_config():
+    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
