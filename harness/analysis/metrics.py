@@ -1,21 +1,10 @@
-"""Metrics as pure functions of `Record`s: the single place where each figure is defined.
+"""Metrics as pure functions of `Record`s: the single place where each figure is computed.
 
-Peers disagree on names (see the README table), so every function says what it computes:
-
-- TTFT: arrival of the first token event after the request bytes were written
-  (`token_us[0]`); the first *token* event, not the HTTP headers (TGI sends those first).
-- E2E: `t_end - t_send` (final event, error or close).
-- ITL (TPOT): `(E2E - TTFT) / (N - 1)` with N the token events received: the mean decode time per
-  token after the first (vLLM "TPOT"; GuideLLM, genai-perf, inference-benchmarker "ITL"). Undefined
-  when N < 2.
-- E2E per token: `E2E / N`, includes TTFT (llmperf "inter_token_latency", GuideLLM "TPOT") —
-  kept only to compare with llmperf-based tables such as the seed.
-- Gaps: the differences between successive token arrivals; pooled over requests they are vLLM's
-  "ITL" distribution; each request's largest gap shows stalls (e.g. a prefill pausing decode).
-- Per-request output throughput: `N / E2E` tokens/s (llmperf request_output_throughput).
-- Aggregate output throughput: token events of *successful* requests that *arrived* inside a
-  window, divided by the window's length (exact from `token_us`, so requests straddling the window
-  edges count for the part they streamed inside it). Failed requests never contribute tokens.
+What each figure means, its unit and what vLLM, GuideLLM, AIPerf and llmperf call it is the
+registry in `harness.analysis.definitions` (the report's row texts and docs/metrics.md are generated
+from it); which records a step's figures use is the attribution rule in
+`harness.analysis.attribution`. Each function here says in one line what it computes, so the
+registry's sentence can be checked against the code.
 
 Percentiles are exact (numpy's default "linear" interpolation over the sorted samples), never
 Locust's bucketed response times.
@@ -28,10 +17,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from harness.analysis.attribution import Window, completed_in, counts_tokens, tokens_in
 from harness.records.record import Record
 
 PERCENTILES = (50, 90, 99)
-CANCELLED = "cancelled"  # error_type of a request abandoned by the client (see harness.client.apis)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -130,44 +119,16 @@ def latency_samples(records: Sequence[Record]) -> dict[str, list[float]]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A measurement window in wall-clock seconds (time.time()), [start, end)."""
-
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        return max(self.end - self.start, 0.0)
-
-    def contains(self, t: float) -> bool:
-        return self.start <= t < self.end
-
-
-def completed_in(records: Iterable[Record], window: Window) -> list[Record]:
-    """Records whose request *completed* inside the window (any step/phase it was sent in)."""
-    return [r for r in records if window.contains(r.wall_end)]
-
-
-def tokens_in(r: Record, window: Window) -> int:
-    """How many of the request's token events arrived inside the window (wall clock)."""
-    if r.wall_start >= window.end or r.wall_end < window.start:
-        return 0
-    lo, hi = (window.start - r.wall_start) * 1e6, (window.end - r.wall_start) * 1e6
-    return sum(1 for t in r.token_us if lo <= t < hi)
-
-
 def aggregate_output_tps(records: Iterable[Record], window: Window) -> float:
-    """Token events of successful requests that arrived inside the window ÷ window length.
+    """Token events that arrived inside the window ÷ window length, from the requests whose tokens
+    count (`attribution.counts_tokens`: successful or client-cancelled, whichever step sent them).
 
-    Failed requests count as errors, never as tokens (the seed's c=16 throughput counted them).
-    Requests the client abandoned (`cancelled`, e.g. users stopped at a step boundary) were served
-    correctly up to that moment, so their tokens that arrived inside the window do count.
+    Exact from `token_us`, so it does not jump when a batch completes as the completed-request
+    figure does.
     """
     if window.duration <= 0:
         return math.nan
-    return sum(tokens_in(r, window) for r in records if r.ok or r.error_type == CANCELLED) / window.duration
+    return sum(tokens_in(r, window) for r in records if counts_tokens(r)) / window.duration
 
 
 def completed_output_tps(records: Iterable[Record], window: Window) -> float:
@@ -175,24 +136,6 @@ def completed_output_tps(records: Iterable[Record], window: Window) -> float:
     if window.duration <= 0:
         return math.nan
     return sum(r.output_tokens for r in completed_in(records, window) if r.ok) / window.duration
-
-
-def measured_records(records: Iterable[Record], step: int, window: Window) -> list[Record]:
-    """The requests a step's latency statistics use: sent in that step after its ramp (warm-up or
-    measurement phase) and completed inside its measurement window, so each one ran its whole life
-    at the step's user count. Requests in flight when the window closes count in no step's latency
-    (they straddle a load change), only in throughput for the tokens that arrived inside a window.
-    Requests the client itself abandoned (`cancelled`: Locust stopped the user) are neither
-    successes nor server errors, so they count nowhere.
-    """
-    return [
-        r
-        for r in records
-        if r.step == step
-        and r.phase in ("warmup", "measure")
-        and r.error_type != CANCELLED
-        and window.contains(r.wall_end)
-    ]
 
 
 def requests_per_minute(records: Iterable[Record], window: Window) -> float:
@@ -253,7 +196,8 @@ def step_metrics(
 ) -> StepMetrics:
     """Compute one step's row.
 
-    Latency distributions and error counts come from `measured` (see `measured_records`);
+    Latency distributions and error counts come from `measured` (see
+    `harness.analysis.attribution.measured_records`);
     throughput and requests/min from all records, by token arrival / completion inside the window.
     """
     samples = latency_samples(measured)

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from harness.analysis import metrics
+from harness.analysis import attribution, metrics
 from harness.analysis.metrics import Window
 from harness.records.record import Record
 
@@ -137,7 +137,7 @@ def test_measured_records_rule() -> None:
     straddles = rec(wall_start=1019.0)  # still in flight when the window closes: in no step
     other_step = rec(wall_start=1001.0, step=1)
     failed = rec(error="timeout", wall_start=1005.0)
-    got = metrics.measured_records([ok, from_warmup, ramp, straddles, other_step, failed], 0, w)
+    got = attribution.measured_records([ok, from_warmup, ramp, straddles, other_step, failed], 0, w)
     assert got == [ok, from_warmup, failed]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from support.records import make_record
 
-from harness.analysis.metrics import Window, errors_by_type, measured_records
+from harness.analysis.attribution import Window, measured_records
+from harness.analysis.metrics import errors_by_type
 
 
 def test_cancelled_requests_are_not_measured():

@@ -146,3 +146,19 @@ def test_report_without_steps_json(tmp_path: Path) -> None:
 def test_missing_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report.main([str(tmp_path / "nope")]) == 2
     assert "no such results directory" in capsys.readouterr().err
+
+
+def test_report_html_carries_table_plots_definitions_and_manifest_escaped(tmp_path: Path) -> None:
+    from harness.report.tables import ROWS
+
+    run = make_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["run_id"] = "<script>x</script>"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report.build_report(run)
+    html = (run / "report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html  # autoescaped
+    for row in ROWS:
+        assert f"<b>{row.label}</b>" in html.replace("&#39;", "'").replace("&amp;", "&")
+    assert html.count("data:image/png;base64,") >= 6 and "<h2>Manifest</h2>" in html
+    assert "&#34;price_per_hour&#34;" in html or "&quot;price_per_hour&quot;" in html

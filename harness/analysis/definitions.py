@@ -1,0 +1,318 @@
+"""One definition per metric: what each figure of a step means, which records count, what peers call it.
+
+The report's row explanations ("how each row is computed" in summary.md and report.html) and
+docs/metrics.md are generated from `METRICS`, so a definition is written once; the computation is in
+`harness.analysis.metrics`, the record selection in `harness.analysis.attribution`.
+
+Peer names were read from the peers' own code and docs: vLLM `vllm/benchmarks/serve.py`
+(`BenchmarkMetrics`), GuideLLM `GenerativeMetrics` and docs/guides/metrics.md, AIPerf
+docs/metrics-reference.md (metric tags), llmperf `src/llmperf/common_metrics.py` (result keys, which
+token_benchmark_ray.py prefixes with `results_`). "—" means the tool has no such figure.
+
+Regenerate the docs with `python -m harness.analysis.definitions > docs/metrics.md`
+(tests/unit/test_definitions.py fails when they differ).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
+
+NONE = "—"  # the tool has no equivalent
+
+# Which records count, in the words of the attribution rule (harness.analysis.attribution).
+MEASURED_OK = "successful measured requests (sent in the step after its ramp, completed inside its window)"
+MEASURED_ALL = "measured requests, successful and failed (client-cancelled ones excluded)"
+ARRIVED = (
+    "token events that arrived inside the window, from successful or client-cancelled requests of any step"
+)
+COMPLETED_OK = "successful requests that completed inside the window, whichever step sent them"
+CLIENT = "not records: the sweep samples the load generator during the window (steps.json)"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of a step.
+
+    `definition` is the sentence the report's row text is built from, so it is written for that row;
+    `aka` is the report's own short note on what a peer calls the figure (the full names
+    are the peer fields, shown in docs/metrics.md).
+    """
+
+    key: str  # StepMetrics field / summary.csv column stem
+    name: str
+    unit: str
+    definition: str
+    counts: str
+    vllm: str = NONE
+    guidellm: str = NONE
+    aiperf: str = NONE
+    llmperf: str = NONE
+    aka: str = ""
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        key="requests",
+        name="Requests measured",
+        unit="requests (ok / failed)",
+        definition="requests sent in this step after its ramp and completed inside its measurement window; "
+        "failed = HTTP error, error event, timeout or cut stream",
+        counts=MEASURED_ALL,
+        vllm="`completed` / `failed`",
+        guidellm="successful / errored / incomplete requests",
+        aiperf="`request_count` / `error_request_count`",
+        llmperf="`num_completed_requests` / `number_errors`",
+    ),
+    Metric(
+        key="mean_input_tokens",
+        name="Mean input tokens",
+        unit="tokens",
+        definition="mean over successful measured requests of the server's input_length/prompt_tokens (else "
+        "our tokenizer's count of what was sent, chat template included)",
+        counts=MEASURED_OK,
+        vllm="`total_input` (a total)",
+        guidellm="`prompt_token_count`",
+        aiperf="`input_sequence_length` (ISL)",
+        llmperf="`number_input_tokens` (the sampled target, not a measurement)",
+    ),
+    Metric(
+        key="mean_output_tokens",
+        name="Mean output tokens",
+        unit="tokens",
+        definition="mean token events received per successful measured request (counted from the stream, "
+        "not re-tokenized)",
+        counts=MEASURED_OK,
+        vllm="`total_output` (a total)",
+        guidellm="`output_token_count`",
+        aiperf="`output_sequence_length` (OSL)",
+        llmperf="`number_output_tokens`",
+    ),
+    Metric(
+        key="ttft",
+        name="TTFT",
+        unit="ms",
+        definition="time from sending to the first token event",
+        counts=MEASURED_OK + " that received a token",
+        vllm="`ttft` (TTFT)",
+        guidellm="`time_to_first_token_ms`",
+        aiperf="`time_to_first_token` (TTFT)",
+        llmperf="`ttft_s`",
+    ),
+    Metric(
+        key="itl",
+        name="ITL",
+        unit="ms/token",
+        definition="per request (E2E − TTFT) ÷ (output tokens − 1)",
+        counts=MEASURED_OK + " with at least 2 token events",
+        vllm="`tpot` (TPOT)",
+        guidellm="`inter_token_latency_ms` (ITL)",
+        aiperf="`inter_token_latency` (ITL)",
+        aka="vLLM TPOT, GuideLLM/genai-perf ITL",
+    ),
+    Metric(
+        key="e2e_per_token",
+        name="E2E ÷ tokens",
+        unit="ms/token",
+        definition="per request E2E ÷ output tokens, TTFT included",
+        counts=MEASURED_OK + " with at least 1 token event",
+        guidellm="`time_per_output_token_ms` (TPOT)",
+        llmperf="`inter_token_latency_s`",
+        aka="llmperf's \"inter-token latency\"",
+    ),
+    Metric(
+        key="gap",
+        name="Token gap",
+        unit="ms",
+        definition="all gaps between successive token arrivals pooled over requests",
+        counts="every gap between token events of the " + MEASURED_OK,
+        vllm="`itl` (ITL; one sample per streamed chunk)",
+        aiperf="`inter_chunk_latency` (ICL; per chunk)",
+        aka="vLLM ITL",
+    ),
+    Metric(
+        key="max_gap",
+        name="Largest gap",
+        unit="ms",
+        definition="each request's largest gap between tokens (stalls)",
+        counts=MEASURED_OK + " with at least 2 token events",
+    ),
+    Metric(
+        key="e2e",
+        name="E2E",
+        unit="s",
+        definition="time from sending to the last event",
+        counts=MEASURED_OK,
+        vllm="`e2el` (E2EL)",
+        guidellm="`request_latency`",
+        aiperf="`request_latency`",
+        llmperf="`end_to_end_latency_s`",
+    ),
+    Metric(
+        key="throughput_tps",
+        name="Throughput",
+        unit="output tokens/s",
+        definition="token events of successful (or client-cancelled) requests that arrived inside the "
+        "measurement window ÷ window length",
+        counts=ARRIVED,
+        vllm="`output_throughput` (Σ output tokens ÷ benchmark duration)",
+        guidellm="`output_tokens_per_second` (time-weighted over token timestamps)",
+        aiperf="`output_token_throughput` (Σ OSL ÷ benchmark duration)",
+        llmperf="`mean_output_throughput_token_per_s` (Σ output tokens ÷ run time)",
+    ),
+    Metric(
+        key="completed_throughput_tps",
+        name="Throughput, completed requests",
+        unit="output tokens/s",
+        definition="output tokens of successful requests completed inside the window ÷ window length",
+        counts=COMPLETED_OK,
+    ),
+    Metric(
+        key="output_tps",
+        name="Per-request output tokens/s",
+        unit="tokens/s",
+        definition="per request output tokens ÷ E2E",
+        counts=MEASURED_OK + " with at least 1 token event",
+        guidellm="a request's `output_tokens_per_second`",
+        aiperf="`e2e_output_token_throughput`",
+        llmperf="`request_output_throughput_token_per_s`",
+        aka="llmperf's per-request throughput",
+    ),
+    Metric(
+        key="rpm",
+        name="Requests per minute",
+        unit="requests/min",
+        definition="successful requests completed inside the window × 60 ÷ window length",
+        counts=COMPLETED_OK,
+        vllm="`request_throughput` (per second)",
+        guidellm="`requests_per_second`",
+        aiperf="`request_throughput` (per second)",
+        llmperf="`num_completed_requests_per_min`",
+    ),
+    Metric(
+        key="errors",
+        name="Errors",
+        unit="requests, by error type",
+        definition="failed measured requests, by error type",
+        counts=MEASURED_ALL,
+        vllm="`failed` (a count)",
+        guidellm="errored requests (a count)",
+        aiperf="`error_request_count` (a count)",
+        llmperf="`error_code_frequency`",
+    ),
+    Metric(
+        key="error_rate",
+        name="Error rate",
+        unit="%",
+        definition="failed ÷ measured requests",
+        counts=MEASURED_ALL,
+        llmperf="`error_rate`",
+    ),
+    Metric(
+        key="cost_per_million",
+        name="Cost per 1M output tokens",
+        unit="$",
+        definition="instance $/h ÷ (throughput × 3600) × 10⁶",
+        counts=ARRIVED + " (via throughput)",
+    ),
+    Metric(
+        key="window_s",
+        name="Window",
+        unit="s",
+        definition="length of the measurement window",
+        counts="not records: the step's measure phase in steps.json (without it, the span of its "
+        "measure-phase requests)",
+        vllm="Benchmark duration (s) (the whole run)",
+        guidellm="the measurement window (`measure_start` to `measure_end`)",
+        aiperf="`benchmark_duration` (the whole run)",
+    ),
+    Metric(
+        key="client_cpu_percent",
+        name="Client CPU",
+        unit="% (100 = one core)",
+        definition="load generator process CPU during the window (100 = one core)",
+        counts=CLIENT,
+    ),
+    Metric(
+        key="sched_lag_p99_ms",
+        name="Client lag",
+        unit="ms",
+        definition="how late a 10 ms sleep in the client woke up",
+        counts=CLIENT,
+    ),
+)
+
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+
+PEERS = (
+    ("vllm", "vLLM `bench serve`"),
+    ("guidellm", "GuideLLM"),
+    ("aiperf", "AIPerf"),
+    ("llmperf", "llmperf"),
+)
+
+
+def metric(key: str) -> Metric:
+    """The registry entry for `key` (a KeyError names the missing key, so a typo fails at import)."""
+    return BY_KEY[key]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def docs_markdown() -> str:
+    """docs/metrics.md: the registry and the attribution rule as one page (generated, never edited)."""
+    lines = [
+        "<!-- Generated from harness/analysis/definitions.py by",
+        "     `python -m harness.analysis.definitions > docs/metrics.md`; do not edit by hand",
+        "     (tests/unit/test_definitions.py fails when this file differs from the registry). -->",
+        "",
+        "# Metrics",
+        "",
+        "Every figure of a step, as the report shows it. Each is a pure function of the saved records "
+        "(`harness/analysis/metrics.py`); percentiles are exact (linear interpolation over the raw records), "
+        "not Locust's bucketed ones. The report shows p50/p90/p99 of TTFT and p50/p99 of the other "
+        "distributions.",
+        "",
+        "## Which requests a step counts",
+        "",
+        ATTRIBUTION_RULE,
+        "",
+        ATTRIBUTION_DETAIL,
+        "",
+        "## Definitions",
+        "",
+        "| metric | key | unit | definition | records counted |",
+        "|---|---|---|---|---|",
+    ]
+    for m in METRICS:
+        lines.append(
+            f"| {_cell(m.name)} | `{m.key}` | {_cell(m.unit)} | {_cell(m.definition)} | {_cell(m.counts)} |"
+        )
+    lines += [
+        "",
+        "## What the peers call them",
+        "",
+        "Read from each tool's code or docs (see `harness/analysis/definitions.py`); — where a tool has "
+        "no equivalent. Peers measure a whole run rather than a window per step, so their throughputs "
+        "divide by the run's duration.",
+        "",
+        "| metric | " + " | ".join(title for _, title in PEERS) + " |",
+        "|---|" + "---|" * len(PEERS),
+    ]
+    for m in METRICS:
+        names = " | ".join(_cell(getattr(m, attr)) for attr, _ in PEERS)
+        lines.append(f"| {_cell(m.name)} | {names} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    sys.stdout.write(docs_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""Why a step's numbers should not be taken at face value: the flags and the text that explains them."""
+
+from __future__ import annotations
+
+from harness.analysis.metrics import StepMetrics
+from harness.config.model import Flags
+from harness.report.inputs import StepInfo
+
+# Shown under the table (summary.md, report.html); keep it in step with `step_flags`.
+FLAGS_NOTE = (
+    "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
+    "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
+    "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
+    "reached before min_requests)."
+)
+
+
+def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
+    """Why a step's numbers should not be taken at face value."""
+    out = []
+    if m.requests and m.error_rate > flags.max_error_rate:
+        out.append(f"high error rate ({m.error_rate:.0%})")
+    if m.ok < flags.min_samples:
+        out.append(f"too few samples ({m.ok} < {flags.min_samples})")
+    if info.client_cpu_percent is not None and info.client_cpu_percent > flags.max_client_cpu_percent:
+        out.append(f"client-bound (CPU {info.client_cpu_percent:.0f}%)")
+    elif info.sched_lag_p99_ms is not None and info.sched_lag_p99_ms > flags.max_sched_lag_ms:
+        out.append(f"client-bound (scheduling lag p99 {info.sched_lag_p99_ms:.0f} ms)")
+    if info.min_requests and m.completed_in_window < info.min_requests:
+        out.append(f"window capped ({m.completed_in_window} < {info.min_requests} requests)")
+    return out

@@ -1,0 +1,53 @@
+"""report.html: the table, plots, row definitions and manifest, rendered from templates/report.html.j2.
+
+The template holds the page's shape; everything it shows is computed elsewhere (rows in
+`harness.report.tables`, the attribution rule in `harness.analysis.attribution`), so the HTML and
+summary.md say the same thing. Autoescaping is on: labels, error types and the manifest are data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
+from harness.report.flags import FLAGS_NOTE
+from harness.report.steps import StepReport
+from harness.report.tables import PERCENTILE_NOTE, ROWS, describe_run
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def report_html(
+    steps: Sequence[StepReport],
+    images: list[tuple[str, str]],
+    manifest: dict[str, Any] | None,
+) -> str:
+    """The whole page as a string; `images` are (caption, base64 PNG) pairs from `plots.plots`."""
+    title, description = describe_run(manifest)
+    rows = [
+        {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]} for row in ROWS
+    ]
+    return _environment().get_template("report.html.j2").render(
+        title=title,
+        description=description,
+        columns=[s.info.users for s in steps],
+        rows=rows,
+        images=images,
+        notes=[ATTRIBUTION_RULE, ATTRIBUTION_DETAIL, PERCENTILE_NOTE, FLAGS_NOTE.replace("*", "")],
+        manifest=json.dumps(manifest or {}, indent=2, default=str),
+    )

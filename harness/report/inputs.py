@@ -1,0 +1,80 @@
+"""Loading a run directory: the records (the truth), manifest.json and steps.json.
+
+Nothing here computes a figure; `harness.report.build` turns what is loaded into a report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.attribution import CANCELLED, Window
+from harness.records.record import Record, read_records
+
+
+def load_records(run_dir: Path) -> list[Record]:
+    """All records-*.jsonl in the directory (one per worker process), sorted by send time."""
+    out: list[Record] = []
+    for path in sorted(run_dir.glob("records*.jsonl")):
+        out.extend(read_records(path))
+    out.sort(key=lambda r: r.wall_start)
+    return out
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class StepInfo:
+    """What the sweep saved about one step: its window and the client's health during it."""
+
+    step: int
+    users: int
+    window: Window
+    min_requests: int = 0
+    client_cpu_percent: float | None = None
+    sched_lag_p99_ms: float | None = None
+    sched_lag_max_ms: float | None = None
+    spans: dict[str, Any] = field(default_factory=dict)
+
+
+def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
+    out = []
+    for s in data:
+        m = s["phases"].get("measure")
+        if not m or m.get("end_wall") is None:
+            continue  # the sweep stopped before this step's window closed
+        client = s.get("client") or {}
+        out.append(
+            StepInfo(
+                step=s["step"],
+                users=s["users"],
+                window=Window(m["start_wall"], m["end_wall"]),
+                min_requests=s.get("min_requests", 0),
+                client_cpu_percent=client.get("cpu_percent"),
+                sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
+                sched_lag_max_ms=client.get("sched_lag_max_ms"),
+                spans=s["phases"],
+            )
+        )
+    return out
+
+
+def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
+    """Fallback without steps.json: each step's window spans its measure-phase sends."""
+    by_step: dict[int, list[Record]] = {}
+    for r in records:
+        if r.step is not None and r.phase == "measure" and r.error_type != CANCELLED:
+            by_step.setdefault(r.step, []).append(r)
+    out = []
+    for step, recs in sorted(by_step.items()):
+        window = Window(min(r.wall_start for r in recs), max(r.wall_end for r in recs) + 1e-6)
+        out.append(StepInfo(step=step, users=recs[0].users or 0, window=window))
+    return out

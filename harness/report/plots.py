@@ -1,0 +1,92 @@
+"""The report's plots (matplotlib, Agg backend): latency, throughput and cost against users, and CDFs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from harness.analysis import metrics
+from harness.analysis.attribution import measured_records
+from harness.records.record import Record
+from harness.report.steps import StepReport
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[str, str]]:
+    """(title, base64 PNG) pairs: latency/throughput/cost vs users and per-step CDFs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: list[tuple[str, str]] = []
+    if not steps:
+        return out
+    users = [s.info.users for s in steps]
+
+    def vs_users(title: str, series: dict[str, list[float]], ylabel: str) -> None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for label, ys in series.items():
+            ax.plot(users, ys, marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(users, [str(u) for u in users])
+        ax.set_xlabel("concurrent users")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        ax.set_title(title)
+        out.append((title, _png(fig)))
+
+    vs_users("TTFT vs users", {f"p{q}": [s.m.ttft[q] * 1000 for s in steps] for q in (50, 90, 99)}, "ms")
+    vs_users(
+        "ITL vs users",
+        {
+            "ITL p50 (E2E−TTFT)/(N−1)": [s.m.itl[50] * 1000 for s in steps],
+            "ITL p99": [s.m.itl[99] * 1000 for s in steps],
+            "gap p99 (pooled)": [s.m.gap[99] * 1000 for s in steps],
+            "E2E/N p50 (llmperf)": [s.m.e2e_per_token[50] * 1000 for s in steps],
+        },
+        "ms / token",
+    )
+    vs_users(
+        "Throughput vs users",
+        {"output tokens/s (aggregate)": [s.m.throughput_tps for s in steps]},
+        "tokens/s",
+    )
+    if any(not math.isnan(s.m.cost_per_million) for s in steps):
+        vs_users("Cost vs users", {"$ per 1M output tokens": [s.m.cost_per_million for s in steps]}, "$")
+
+    for key, title, scale in (
+        ("ttft", "TTFT CDF per step", 1000),
+        ("itl", "ITL CDF per step", 1000),
+        ("e2e", "E2E CDF per step", 1),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for s in steps:
+            measured = measured_records(records, s.info.step, s.info.window)
+            xs = sorted(v * scale for v in metrics.latency_samples(measured)[key])
+            if xs:
+                ax.step(
+                    xs,
+                    [(i + 1) / len(xs) for i in range(len(xs))],
+                    where="post",
+                    label=f"{s.info.users} users",
+                )
+        ax.set_xlabel("ms" if scale == 1000 else "s")
+        ax.set_ylabel("fraction of requests")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.set_title(title)
+        out.append((title, _png(fig)))
+    return out

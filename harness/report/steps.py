@@ -1,0 +1,33 @@
+"""One step of a report: what the sweep saved about it, its metrics and its flags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.analysis import metrics
+from harness.analysis.attribution import measured_records
+from harness.analysis.metrics import StepMetrics
+from harness.config.model import Flags
+from harness.records.record import Record
+from harness.report.flags import step_flags
+from harness.report.inputs import StepInfo
+
+
+@dataclass
+class StepReport:
+    info: StepInfo
+    m: StepMetrics
+    flags: list[str]
+
+
+def compute(
+    records: Sequence[Record], infos: Sequence[StepInfo], price: float | None, flags: Flags
+) -> list[StepReport]:
+    """Each step's metrics, from the records the attribution rule gives it, and its flags."""
+    out = []
+    for info in infos:
+        measured = measured_records(records, info.step, info.window)
+        m = metrics.step_metrics(info.step, info.users, measured, records, info.window, price)
+        out.append(StepReport(info, m, step_flags(info, m, flags)))
+    return out

@@ -1,0 +1,256 @@
+"""The report's table: its rows, cell formatting, summary.md, summary.csv and records.parquet.
+
+A row's label and cell format live here; the sentence that says how it is computed comes from the
+metric registry (`harness.analysis.definitions`), so the report and docs/metrics.md cannot drift.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.analysis import metrics
+from harness.analysis.attribution import ATTRIBUTION_RULE
+from harness.analysis.definitions import metric
+from harness.analysis.metrics import StepMetrics
+from harness.records.record import Record
+from harness.report.flags import FLAGS_NOTE
+from harness.report.steps import StepReport
+
+PERCENTILE_NOTE = (
+    "Percentiles are exact over the raw records (records.parquet), not Locust's bucketed ones."
+)
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    ms = value * 1000
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}"
+
+
+def _errors(m: StepMetrics) -> str:
+    if not m.failed:
+        return "0"
+    return f"{m.failed} (" + ", ".join(f"{k}: {v}" for k, v in m.errors.items()) + ")"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table.
+
+    `how` is formatted with the registry entry of `metric` (`{definition}`, `{aka}`), so the row's
+    explanation starts from the metric's one definition and adds only what is particular to the row
+    (which percentile, a remark on the row above).
+    """
+
+    label: str
+    metric: str | None
+    how: str
+    cell: Callable[[StepReport], str]
+
+    @property
+    def explanation(self) -> str:
+        if self.metric is None:
+            return self.how
+        entry = metric(self.metric)
+        return self.how.format(definition=entry.definition, aka=entry.aka)
+
+
+SAME = "same, {}th percentile"
+
+ROWS: list[Row] = [
+    Row("Requests measured (ok / failed)", "requests", "{definition}", lambda s: f"{s.m.ok} / {s.m.failed}"),
+    Row("Mean input tokens", "mean_input_tokens", "{definition}", lambda s: _f(s.m.mean_input_tokens, 0)),
+    Row("Mean output tokens", "mean_output_tokens", "{definition}", lambda s: _f(s.m.mean_output_tokens, 1)),
+    Row(
+        "TTFT p50 (ms)",
+        "ttft",
+        "{definition}, 50th percentile (exact, linear interpolation)",
+        lambda s: _ms(s.m.ttft[50]),
+    ),
+    Row("TTFT p90 (ms)", "ttft", SAME.format(90), lambda s: _ms(s.m.ttft[90])),
+    Row("TTFT p99 (ms)", "ttft", SAME.format(99), lambda s: _ms(s.m.ttft[99])),
+    Row("ITL p50 (ms/token)", "itl", "{definition}, p50 — {aka}", lambda s: _ms(s.m.itl[50])),
+    Row("ITL p99 (ms/token)", "itl", SAME.format(99), lambda s: _ms(s.m.itl[99])),
+    Row(
+        "E2E ÷ tokens p50 (ms/token)",
+        "e2e_per_token",
+        "{definition} — {aka}",
+        lambda s: _ms(s.m.e2e_per_token[50]),
+    ),
+    Row("Token gap p50 (ms)", "gap", "{definition}, p50 — {aka}", lambda s: _ms(s.m.gap[50])),
+    Row("Token gap p99 (ms)", "gap", SAME.format(99), lambda s: _ms(s.m.gap[99])),
+    Row("Largest gap p50 (ms)", "max_gap", "{definition}, p50 over requests", lambda s: _ms(s.m.max_gap[50])),
+    Row("E2E p50 (s)", "e2e", "{definition}, p50", lambda s: _f(s.m.e2e[50], 2)),
+    Row("E2E p99 (s)", "e2e", SAME.format(99), lambda s: _f(s.m.e2e[99], 2)),
+    Row(
+        "Throughput (output tokens/s)", "throughput_tps", "{definition}", lambda s: _f(s.m.throughput_tps, 2)
+    ),
+    Row(
+        "Throughput, completed requests (tokens/s)",
+        "completed_throughput_tps",
+        "{definition} (lumpy when a window holds few batches; the row above is the smoother, exact one)",
+        lambda s: _f(s.m.completed_throughput_tps, 2),
+    ),
+    Row(
+        "Per-request output tokens/s p50",
+        "output_tps",
+        "{definition}, p50 ({aka})",
+        lambda s: _f(s.m.output_tps[50], 2),
+    ),
+    Row("Requests per minute", "rpm", "{definition}", lambda s: _f(s.m.rpm, 2)),
+    Row("Errors", "errors", "{definition}", lambda s: _errors(s.m)),
+    Row(
+        "Error rate",
+        "error_rate",
+        "{definition}",
+        lambda s: "n/a" if math.isnan(s.m.error_rate) else f"{s.m.error_rate:.1%}",
+    ),
+    Row(
+        "Cost per 1M output tokens",
+        "cost_per_million",
+        "{definition}",
+        lambda s: "n/a" if math.isnan(s.m.cost_per_million) else f"${s.m.cost_per_million:,.2f}",
+    ),
+    Row("Window (s)", "window_s", "{definition}", lambda s: _f(s.m.window_s, 1)),
+    Row("Client CPU (%)", "client_cpu_percent", "{definition}", lambda s: _f(s.info.client_cpu_percent, 0)),
+    Row(
+        "Client lag p99 (ms)",
+        "sched_lag_p99_ms",
+        "{definition}, p99 over the window",
+        lambda s: _f(s.info.sched_lag_p99_ms, 1),
+    ),
+    Row("Flags", None, "see below the table", lambda s: "; ".join(s.flags) or "—"),
+]
+
+
+def markdown_table(steps: Sequence[StepReport]) -> str:
+    """Metrics as rows, user counts as columns (the layout of llmperf-based published tables)."""
+    header = "| Concurrent users | " + " | ".join(str(s.info.users) for s in steps) + " |"
+    sep = "|---|" + "---|" * len(steps)
+    lines = [header, sep]
+    for row in ROWS:
+        lines.append(f"| {row.label} | " + " | ".join(row.cell(s) for s in steps) + " |")
+    return "\n".join(lines)
+
+
+def describe_run(manifest: dict[str, Any] | None) -> tuple[str, str]:
+    """(title, one line: the model the server reported, the server, API, model name sent, token
+    shape and price) from the run header. The model is the server's own (/info, /v1/models),
+    never what a scenario assumed."""
+    m = manifest or {}
+    cfg = m.get("config") or {}
+    server = m.get("server") or {}
+    req, work, target = cfg.get("request") or {}, cfg.get("workload") or {}, cfg.get("target") or {}
+    title = f"{cfg.get('name', 'run')} — {m.get('run_id', '')}"
+    model = server.get("model_id") or (server.get("info") or {}).get("model_id") or "(not reported)"
+    api = req.get("api", "?")
+    if api != "generate_stream" and req.get("model_name"):
+        api += f" (model sent: {req['model_name']})"
+    price = target.get("price_per_hour")
+    line = (
+        f"Model {model} on {server.get('description', server.get('url', '?'))}; "
+        f"API {api}; input {work.get('input_mean', '?')}±{work.get('input_stddev', '?')} tokens, "
+        f"max_new_tokens {work.get('output_mean', '?')}±{work.get('output_stddev', '?')}; "
+        f"price {'$' + format(price, 'g') + '/h' if price is not None else 'not set'}."
+    )
+    return title, line
+
+
+def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | None) -> str:
+    """summary.md: the table, how each row is computed, the attribution rule and the flags."""
+    title, line = describe_run(manifest)
+    lines = [f"# {title}", "", line]
+    lines += ["", markdown_table(steps), "", "How each row is computed:", ""]
+    for row in ROWS:
+        lines.append(f"- **{row.label}**: {row.explanation}.")
+    lines += ["", f"{ATTRIBUTION_RULE} {PERCENTILE_NOTE}", "", FLAGS_NOTE]
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = [
+    "step",
+    "users",
+    "window_s",
+    "requests",
+    "ok",
+    "failed",
+    "error_rate",
+    "errors",
+    "mean_input_tokens",
+    "mean_client_input_tokens",
+    "mean_output_tokens",
+    "mean_server_output_tokens",
+    "throughput_tps",
+    "completed_throughput_tps",
+    "completed_in_window",
+    "rpm",
+    "cost_per_million",
+    "client_cpu_percent",
+    "sched_lag_p99_ms",
+    "flags",
+]
+DIST_FIELDS = ["ttft", "itl", "e2e_per_token", "gap", "max_gap", "e2e", "output_tps"]
+
+
+def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
+    """summary.csv: one row per step, distributions as `<key>_p<q>_s` columns (output_tps in tokens/s)."""
+    rows = []
+    for s in steps:
+        m = s.m
+        row: dict[str, Any] = {k: getattr(m, k) for k in CSV_FIELDS if hasattr(m, k)}
+        row["errors"] = json.dumps(m.errors)
+        row["client_cpu_percent"] = s.info.client_cpu_percent
+        row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
+        row["flags"] = "; ".join(s.flags)
+        for key in DIST_FIELDS:
+            unit = "" if key == "output_tps" else "_s"
+            for q, v in getattr(m, key).items():
+                row[f"{key}_p{q}{unit}"] = v
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_parquet(path: Path, records: Sequence[Record]) -> None:
+    """Raw records plus the derived per-request metrics, for notebooks."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+        d["token_us"] = list(r.token_us)
+        d.update(
+            ok=r.ok,
+            ttft_s=metrics.ttft_s(r),
+            e2e_s=metrics.e2e_s(r),
+            itl_s=metrics.itl_s(r),
+            e2e_per_token_s=metrics.e2e_per_token_s(r),
+            max_gap_s=metrics.max_gap_s(r),
+            output_tps=metrics.output_tps(r),
+            wall_end=r.wall_end,
+        )
+        rows.append(d)
+    pd.DataFrame(rows).to_parquet(path, index=False)
