@@ -38,7 +38,7 @@ lint: venv
 bench: venv
 	$(PY) -m harness sweep --scenario $(SCENARIO) \
 		$(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
-		$(if $(MODEL),--model $(MODEL)) $(ARGS)
+		$(if $(MODEL),--model-id $(MODEL)) $(ARGS)
 
 ui: venv
 	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) $(ARGS)

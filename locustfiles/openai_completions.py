@@ -1,5 +1,5 @@
 """Locust against an OpenAI-compatible completions route (TGI, vLLM, llama.cpp):
-`locust -f locustfiles/openai_completions.py --host http://HOST:PORT [--model NAME] [--ignore-eos]`.
+`locust -f locustfiles/openai_completions.py --host http://HOST:PORT [--model-name NAME] [--ignore-eos]`.
 """
 
 from locust import events

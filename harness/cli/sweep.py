@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("error: server settings: " + "; ".join(problems), file=sys.stderr)
                 return 2
             try:
-                container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=t.no_pull,
+                container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=not t.pull,
                                           keep=t.keep_server).start()
             except (ServerConfigError, RuntimeError, OSError) as exc:
                 print(f"error: server did not start: {exc}", file=sys.stderr)

@@ -164,7 +164,7 @@ class Target(_Section):
     host_port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="host port; 0: any free one")
     privileged: bool = Field(False, description="run the container --privileged")
     devices: list[str] | None = Field(None, description="device paths (default: found on the host)")
-    no_pull: bool = Field(False, description="never pull the image")
+    pull: bool = Field(True, description="pull the image when it is missing (--no-pull: never)")
     keep_server: bool = Field(False, description="leave the started container running")
 
     @field_validator("url")

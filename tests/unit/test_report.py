@@ -1,4 +1,4 @@
-"""The report recomputed from a synthetic run directory (records + steps.json + manifest.json)."""
+"""The report recomputed from a synthetic run directory (records + the run log run.jsonl)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config.scenario import load_scenario
+from harness.config.layers import find_scenario, load_config
+from harness.records import runlog
 from harness.records.record import Record, RecordWriter
 from harness.report import build as report
 
@@ -53,7 +54,7 @@ def rec(
 
 def make_run(tmp_path: Path) -> Path:
     """Two steps: 1 user, 10 clean requests; 16 users where half the requests fail fast."""
-    scenario = load_scenario(ROOT / "harness" / "scenarios" / "default.toml", environ={})
+    config = load_config(find_scenario("default"), environ={})
     run = tmp_path / "run"
     run.mkdir()
     records = []
@@ -86,8 +87,9 @@ def make_run(tmp_path: Path) -> Path:
             "client": {"cpu_percent": 97.0, "sched_lag_p99_ms": 80.0},
         },
     ]
-    (run / "steps.json").write_text(json.dumps(steps))
-    (run / "manifest.json").write_text(json.dumps({"run_id": "test", "scenario": scenario.to_dict()}))
+    runlog.write_header(run, {"run_id": "test", "config": config.model_dump(mode="json"),
+                              "server": {"model_id": "org/served-model", "description": "a server"}})
+    runlog.write_steps(run, steps)
     return run
 
 
@@ -137,10 +139,34 @@ def test_report_from_records(tmp_path: Path) -> None:
 
 def test_report_without_steps_json(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    (run / "steps.json").unlink()
+    (run / "run.jsonl").unlink()  # no windows saved at all: each step's window spans its sends
     steps, md = report.build_report(run, write=False)
     assert [s.info.users for s in steps] == [1, 16]
     assert steps[0].m.ok == 10
+
+
+def test_records_and_run_log_rebuild_every_file_identically(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    report.build_report(run)
+    outputs = ("manifest.json", "steps.json", "summary.md", "summary.csv", "records.parquet", "report.html")
+    first = {name: (run / name).read_bytes() for name in outputs}
+    for name in outputs:
+        (run / name).unlink()
+    assert report.main([str(run)]) == 0
+    for name in outputs:
+        assert (run / name).read_bytes() == first[name], name
+    md = first["summary.md"].decode()
+    assert "Model org/served-model on a server" in md and "price $0.76/h" in md
+    assert json.loads(first["steps.json"])[1]["client"]["cpu_percent"] == 97.0
+
+
+def test_a_directory_without_run_log_still_reports(tmp_path: Path) -> None:
+    """Run directories written before the run log: manifest.json and steps.json as they are."""
+    run = make_run(tmp_path)
+    report.build_report(run)
+    (run / "run.jsonl").unlink()
+    steps, md = report.build_report(run, write=False)
+    assert [s.info.users for s in steps] == [1, 16] and "client-bound" in "; ".join(steps[1].flags)
 
 
 def test_missing_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,9 +178,10 @@ def test_report_html_carries_table_plots_definitions_and_manifest_escaped(tmp_pa
     from harness.report.tables import ROWS
 
     run = make_run(tmp_path)
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest, steps = runlog.read_run_log(run)
     manifest["run_id"] = "<script>x</script>"
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    runlog.write_header(run, manifest)
+    runlog.write_steps(run, steps)
     report.build_report(run)
     html = (run / "report.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html  # autoescaped

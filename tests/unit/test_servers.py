@@ -169,8 +169,8 @@ def test_settings_from_the_default_scenario_start_the_emulator_profile():
     scenario = load_config(find_scenario("default"), cli={"server": "emulator"}, environ={})
     settings = settings_from_target(scenario.target, host_port=0)
     assert settings.profile == "emulator" and settings.host_port == 0
-    assert settings.env["EMULATOR_PROFILE"] == scenario.server.emulator_profile
-    assert plan(settings, seed_facts()).public_env()["MODEL_ID"] == scenario.server.model_id
+    assert settings.env["EMULATOR_PROFILE"] == scenario.target.emulator_profile
+    assert plan(settings, seed_facts()).public_env()["MODEL_ID"] == scenario.target.model_id
 
 
 @pytest.mark.parametrize(("changes", "message"), [
