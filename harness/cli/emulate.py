@@ -56,7 +56,7 @@ def _env_int(env: dict, *names: str) -> int | None:
 
 def make_config(args: argparse.Namespace, env: dict | None = None):  # noqa: ANN201 - ServerConfig
     """Resolve preset < env < flags into a ServerConfig (pure: testable without a server)."""
-    from harness.emulator.server import ServerConfig
+    from harness.emulator.app import ServerConfig
 
     env = os.environ if env is None else env
     profile = get_profile(args.profile)
@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"emulate: {exc}", file=sys.stderr)
         return 2
-    from harness.emulator.server import serve
+    from harness.emulator.app import serve
     from harness.workload.tokenizer import load_tokenizer
 
     try:
