@@ -196,6 +196,8 @@ async def serve(cfg: ServerConfig, tokenizer: Any, ready: Any = None,
             return 0
         except TimeoutError:
             pass
+    if stop.is_set():  # stopped while the App was being built: never bind, never say READY
+        return 0
     server = await loop.create_server(lambda: Conn(app), cfg.host, cfg.port, reuse_address=True, backlog=4096)
     sock = server.sockets[0]
     host, port = sock.getsockname()[:2]
