@@ -3,6 +3,10 @@
 Precedence: profile preset < environment (MODEL_ID, PORT, MAX_BATCH_SIZE, MAX_INPUT_TOKENS or
 legacy MAX_INPUT_LENGTH, MAX_TOTAL_TOKENS, MAX_CONCURRENT_REQUESTS, HF_NUM_CORES,
 HF_AUTO_CAST_TYPE) < flags. Prints exactly one line `READY http://HOST:PORT` once listening.
+
+SIGTERM or SIGINT end it with status 0 at any point, start-up included (loading the tokenizer
+takes seconds; --startup-delay-s may hold it for minutes): orchestrators stop containers that
+are still loading. On stderr, `emulate: loading tokenizer ...` says the handlers are in place.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def _env_int(env: dict, *names: str) -> int | None:
 
 def make_config(args: argparse.Namespace, env: dict | None = None):  # noqa: ANN201 - ServerConfig
     """Resolve preset < env < flags into a ServerConfig (pure: testable without a server)."""
-    from harness.emulator.server import ServerConfig
+    from harness.emulator.app import ServerConfig
 
     env = os.environ if env is None else env
     profile = get_profile(args.profile)
@@ -115,14 +119,40 @@ def raise_fd_limit() -> None:
         pass
 
 
+class _Stopped(BaseException):
+    """SIGTERM/SIGINT during start-up, before the event loop took the signals over.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` in the tokenizer's
+    import and load code swallows it."""
+
+
+def _stop_start_up(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def main(argv: list[str]) -> int:
+    # First of all, so a stop request during the slow start-up is never lost nor left to the
+    # default action (killed by SIGTERM: status -15). SIGINT is set explicitly, not assumed: a
+    # parent started from a background shell passes SIGINT on ignored (SIG_IGN survives exec).
+    previous = {sig: signal.signal(sig, _stop_start_up) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _main(argv)
+    except (_Stopped, KeyboardInterrupt):  # the latter: SIGINT as asyncio.run hands the signal back
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = make_config(args)
     except ValueError as exc:
         print(f"emulate: {exc}", file=sys.stderr)
         return 2
-    from harness.emulator.server import serve
+    print(f"emulate: loading tokenizer {cfg.tokenizer or '(bundled)'}", file=sys.stderr, flush=True)
+    from harness.emulator.app import serve
     from harness.workload.tokenizer import load_tokenizer
 
     try:
@@ -146,8 +176,11 @@ def main(argv: list[str]) -> int:
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT):  # from here on the loop handles them: stop.set
             loop.add_signal_handler(sig, stop.set)
+        if cfg.startup_delay_s > 0:
+            print(f"emulate: start-up delay {cfg.startup_delay_s:g} s, refusing connections",
+                  file=sys.stderr, flush=True)
         return await serve(cfg, tokenizer, ready=ready, stop=stop)
 
     return asyncio.run(run())

@@ -1,11 +1,15 @@
 """TGI emulator: an HTTP server speaking TGI's API with timing from a model of TGI's scheduler.
 
-Run: `python -m harness emulate [--profile NAME] [--port N] ...` (see cli.py); tests use
-`harness.targets.emulator_process.EmulatorProcess`.
+Run: `python -m harness emulate [--profile NAME] [--port N] ...` (see harness/cli/emulate.py);
+tests use `harness.targets.emulator_process.EmulatorProcess`.
 
-Modules: profiles (timing presets), engine (pure scheduler model, clock injected), server (raw
-asyncio HTTP/1.1), wire (TGI byte formats), corpus (output tokens), faults (fault/timing header
-grammar), metrics (lateness + Prometheus), testing (subprocess fixture).
+Modules: profiles (timing presets), engine (pure model of TGI's batching scheduler, clock
+injected), app (ServerConfig, App: config, tokenizer tables, engine; `serve`), http (HTTP/1.1
+parsing, the asyncio Protocol `Conn`), routes (routing, validation, the non-streaming routes),
+stream (`Gen`: one request's events and endings), scheduler (the timerfd, lanes and release heap:
+the per-token hot loop), wire (TGI byte formats), corpus (output tokens), faults (fault/timing
+header grammar), metrics (lateness + Prometheus), loadgen (asyncio client for benches and
+calibration).
 
 Per-request headers (one server can serve many tests):
 

@@ -7,12 +7,17 @@
 Starts `sys.executable -m harness emulate --port 0 ...`, waits for the `READY http://HOST:PORT`
 line, and on exit sends SIGTERM and waits (SIGKILL after a grace period). Stdlib only, so it is
 safe to import from Locust/gevent tests too.
+
+The child starts with SIGINT at its default, whatever this process has: a test run from a
+background shell (or CI) ignores SIGINT, and SIG_IGN would pass on through exec, so a Ctrl-C or
+a test's SIGINT would not reach the emulator.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +25,11 @@ import urllib.request
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_sigint() -> None:
+    """Popen preexec_fn: SIGINT back to SIG_DFL in the child (an inherited SIG_IGN would stay)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class EmulatorProcess:
@@ -53,7 +63,7 @@ class EmulatorProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env, cwd=str(_ROOT))
+                                     env=env, cwd=str(_ROOT), preexec_fn=default_sigint)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         lines: list[str] = []
         result: list[str] = []
