@@ -294,7 +294,8 @@ def test_recv_stamps_are_read_times(serve):
 
 
 def test_stamp_conversion():
-    from harness.client.transport import _SO_TIMESTAMPNS, _stamp
+    from harness.client.stamps import SO_TIMESTAMPNS as _SO_TIMESTAMPNS
+    from harness.client.stamps import kernel_stamp as _stamp
 
     if _SO_TIMESTAMPNS != 35:
         pytest.skip("SO_TIMESTAMPNS is 35 on x86 and the generic Linux ABI only")
@@ -318,7 +319,8 @@ def test_stamp_conversion():
 
 
 def test_stamp_source():
-    from harness.client.transport import _SO_TIMESTAMPNS, stamp_source
+    from harness.client.stamps import SO_TIMESTAMPNS as _SO_TIMESTAMPNS
+    from harness.client.transport import stamp_source
 
     expected = "kernel" if _SO_TIMESTAMPNS is not None else "recv"
     assert stamp_source("kernel", "http://127.0.0.1:8080") == expected
