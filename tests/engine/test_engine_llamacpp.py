@@ -122,4 +122,4 @@ def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> Non
         assert int(row["ok"]) > 0 and int(row["failed"]) == 0, row
         assert float(row["ttft_p50_s"]) > 0 and float(row["throughput_tps"]) > 0, row
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["token_stamps"] == "kernel" if sys.platform.startswith("linux") else "recv"
+    assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")

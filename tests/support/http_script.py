@@ -100,6 +100,21 @@ def send_slowly(sock: socket.socket, data: bytes, size: int, delay: float = 0.0)
 
 
 
+def native_event(i: int, n: int, input_length: int = 12) -> bytes:
+    """Token event i of n as TGI's /generate_stream sends it (the last one with details)."""
+    final = i == n
+    details = (
+        b'{"finish_reason":"length","generated_tokens":%d,"seed":null,"input_length":%d}' % (n, input_length)
+        if final
+        else b"null"
+    )
+    gen = b'"ab cd"' if final else b"null"
+    return (
+        b'data:{"index":%d,"token":{"id":42,"text":"ab","logprob":-0.5,"special":false},'
+        b'"generated_text":%b,"details":%b}\n\n' % (i, gen, details)
+    )
+
+
 TOKEN_EVENT = (
     b'data:{"index":%d,"token":{"id":42,"text":"ab","logprob":-0.5,"special":false},"generated_text":null}\n\n'
 )

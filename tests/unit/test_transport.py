@@ -16,13 +16,15 @@ from support.http_script import (
     assert_unclumped,
     chunk,
     gaps_ms,
-    send_slowly,
     small_tokens_every,
     stamps_1k_reader,
     stamps_line_reader,
 )
 
-from harness.client.transport import ConnectError, Connection, ReadTimeout, Truncated
+from harness.client.transport import ConnectError, Connection, ReadTimeout
+
+# The client's test modules: all of them run again under gevent (the last test here).
+CLIENT_TESTS = ("test_transport.py", "test_stamps.py", "test_framing.py", "test_apis.py", "test_streams.py")
 
 
 def test_content_length_and_keep_alive(serve):
@@ -40,74 +42,6 @@ def test_content_length_and_keep_alive(serve):
             assert resp.complete
     assert conn.connects == 1 and srv.connections == 1
     assert srv.requests[0][0].startswith(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:")
-
-
-@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
-def test_chunked_lines_survive_any_split(serve, size):
-    events = [b'data:{"i":%d}\n\n' % i for i in range(20)] + [b":\n\n", b"data: [DONE]\r\n\r\n"]
-    wire = b"".join(chunk(e) for e in events) + b"0\r\n\r\n"
-
-    def handler(sock, n, head, body):
-        sock.sendall(CHUNKED_HEAD)
-        send_slowly(sock, wire, size)
-        return True
-
-    srv = serve(handler)
-    with Connection(srv.url, timeout=5) as conn:
-        for _ in range(2):  # and the connection is reusable after a chunked body
-            resp = conn.request("POST", "/generate_stream", b"{}")
-            lines = [line for line, _ in resp.iter_lines()]
-            assert [ln for ln in lines if ln] == [b'data:{"i":%d}' % i for i in range(20)] + [
-                b":",
-                b"data: [DONE]",
-            ]
-            assert resp.complete
-    assert conn.connects == 1
-
-
-def test_line_stamped_by_the_recv_that_completed_it(serve):
-    def handler(sock, n, head, body):
-        sock.sendall(CHUNKED_HEAD + chunk(b'data:{"a":1}\n\n'))
-        time.sleep(0.1)
-        sock.sendall(chunk(b'data:{"b"'))  # half a line ...
-        time.sleep(0.1)
-        sock.sendall(chunk(b":2}\n\n") + b"0\r\n\r\n")  # ... completed 100 ms later
-        return True
-
-    srv = serve(handler)
-    with Connection(srv.url, timeout=5) as conn:
-        resp = conn.request("POST", "/", b"")
-        stamps = {line: t for line, t in resp.iter_lines() if line}
-    ta, tb = stamps[b'data:{"a":1}'], stamps[b'data:{"b":2}']
-    # Never assert speed: only that the stamp follows the completing recv, not the first half.
-    assert tb - ta >= 0.19
-
-
-def test_crlf_lines_and_final_line_without_newline(serve):
-    def handler(sock, n, head, body):
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\na\r\nbb\r\n\r\nlast!")
-        return True
-
-    srv = serve(handler)
-    with Connection(srv.url, timeout=5) as conn:
-        lines = [line for line, _ in conn.request("GET", "/").iter_lines()]
-    assert lines == [b"a", b"bb", b"", b"last!"]
-
-
-def test_truncated_chunked_body(serve):
-    def handler(sock, n, head, body):
-        sock.sendall(CHUNKED_HEAD + chunk(b"data:{}\n\n") + b"20\r\nda")
-        return False
-
-    srv = serve(handler)
-    with Connection(srv.url, timeout=5) as conn:
-        resp = conn.request("POST", "/", b"")
-        got = []
-        with pytest.raises(Truncated):
-            for line, _ in resp.iter_lines():
-                got.append(line)
-        assert got == [b"data:{}", b""]
-        assert not resp.complete and conn.sock is None
 
 
 def test_read_timeout_is_the_request_deadline(serve):
@@ -241,15 +175,15 @@ def test_gevent_path_is_taken_under_gevent(serve):
 
 def test_every_test_here_passes_under_gevent():
     """The reader has a second path under gevent (wait on the watcher, raw recv, one deadline timer
-    per request, and pump_lines' read callback in the hub): run this module and test_apis (which
+    per request, and pump_lines' read callback in the hub): run every client test module (test_apis
     drives run_request, hence pump_lines) again in a monkey-patched interpreter."""
     import os
 
     if "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("socket"):
         pytest.skip("already the gevent run")
-    apis_tests = Path(__file__).with_name("test_apis.py")
+    paths = [str(Path(__file__).with_name(name)) for name in CLIENT_TESTS]
     code = ("from gevent import monkey; monkey.patch_all(); import sys, pytest; "
-            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}, {str(apis_tests)!r}]))")
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *{paths!r}]))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
                           cwd=str(Path(__file__).parent))
@@ -257,71 +191,3 @@ def test_every_test_here_passes_under_gevent():
     assert " passed" in proc.stdout and "skipped" in proc.stdout, proc.stdout[-500:]
 
 
-def _late_reader(serve, kernel_stamps: bool) -> tuple[float, float, float, float]:
-    """Lines a (30 ms after the head) and b (50 ms after a), read only 300 ms after the head:
-    returns (the request's send stamp, stamp of a, stamp of b, the time the reading began)."""
-
-    def handler(sock, n, head, body):
-        sock.sendall(CHUNKED_HEAD)
-        time.sleep(0.03)
-        sock.sendall(chunk(b'data:{"a":1}\n\n'))
-        time.sleep(0.05)
-        sock.sendall(chunk(b'data:{"b":2}\n\n') + b"0\r\n\r\n")
-        return True
-
-    srv = serve(handler)
-    with Connection(srv.url, timeout=5, kernel_stamps=kernel_stamps) as conn:
-        resp = conn.request("POST", "/", b"")
-        time.sleep(0.3)  # a busy client: both lines wait in the kernel
-        t_read = time.perf_counter()
-        stamps = {line: t for line, t in resp.iter_lines() if line}
-        assert conn.kernel_stamps == (kernel_stamps and sys.platform.startswith("linux"))
-    return resp.t_send, stamps[b'data:{"a":1}'], stamps[b'data:{"b":2}'], t_read
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS on TCP is Linux's")
-def test_kernel_stamps_are_arrival_times_not_read_times(serve):
-    """A late read is stamped when its last byte arrived (the kernel merges queued segments, so
-    lines read together share the latest arrival), not when the busy reader got to it."""
-    t_send, ta, tb, t_read = _late_reader(serve, kernel_stamps=True)
-    assert t_send < ta <= tb < t_read - 0.15
-    assert tb - t_send == pytest.approx(0.08, abs=0.05)
-
-
-def test_recv_stamps_are_read_times(serve):
-    t_send, ta, tb, t_read = _late_reader(serve, kernel_stamps=False)
-    assert t_read <= ta <= tb
-
-
-def test_stamp_conversion():
-    from harness.client.transport import _SO_TIMESTAMPNS, _stamp
-
-    if _SO_TIMESTAMPNS != 35:
-        pytest.skip("SO_TIMESTAMPNS is 35 on x86 and the generic Linux ABI only")
-
-    def anc(ns: int) -> list:
-        return [(socket.SOL_SOCKET, 35, (ns // 10**9).to_bytes(8, sys.byteorder)
-                 + (ns % 10**9).to_bytes(8, sys.byteorder))]
-
-    now = 1000.0
-    assert _stamp([], now, 0.0) == now  # no timestamp: the read time
-    assert _stamp(anc(time.time_ns() - 20_000_000), now, 0.0) == pytest.approx(now - 0.02, abs=0.005)
-    assert _stamp(anc(time.time_ns() - 20_000_000), now, now - 0.001) == now - 0.001  # never before the floor
-    assert _stamp(anc(time.time_ns() + 5 * 10**9), now, 0.0) == now  # from the future: not believed
-    assert _stamp(anc(time.time_ns() - 3600 * 10**9), now, 0.0) == now  # an hour old: not believed
-    other = [(socket.SOL_SOCKET, 29, anc(time.time_ns() - 20_000_000)[0][2])]
-    assert _stamp(other, now, 0.0) == now  # not an SCM_TIMESTAMPNS message: ignored
-    ns = time.time_ns() - 20_000_000  # a 32-bit timespec: two 4-byte longs
-    sec, nsec = (ns // 10**9).to_bytes(4, sys.byteorder), (ns % 10**9).to_bytes(4, sys.byteorder)
-    short = [(socket.SOL_SOCKET, 35, sec + nsec)]
-    assert _stamp(short, now, 0.0) == pytest.approx(now - 0.02, abs=0.005)
-
-
-def test_stamp_source():
-    from harness.client.transport import _SO_TIMESTAMPNS, stamp_source
-
-    expected = "kernel" if _SO_TIMESTAMPNS is not None else "recv"
-    assert stamp_source("kernel", "http://127.0.0.1:8080") == expected
-    assert stamp_source("kernel", None) == expected  # the emulator or a container: plain http
-    assert stamp_source("kernel", "HTTPS://endpoint") == "recv"  # TLS: stamped at the read
-    assert stamp_source("recv", "http://x") == "recv"
