@@ -36,3 +36,29 @@ def serve():
         s.close()
 
 
+
+
+@pytest.fixture(scope="session")
+def emulator_factory():
+    """emulator_factory(profile, *args) → an `EmulatorProcess`, started once per session for each
+    (profile, args) and stopped at the end: tests that can share an emulator share one."""
+    from harness.targets.emulator_process import EmulatorProcess
+
+    running: dict[tuple[str, ...], EmulatorProcess] = {}
+
+    def get(profile: str = "fast", *args: str) -> EmulatorProcess:
+        key = (profile, *args)
+        emu = running.get(key)
+        if emu is None or emu.proc is None or emu.proc.poll() is not None:
+            emu = running[key] = EmulatorProcess(profile=profile, args=list(args)).start()
+        return emu
+
+    yield get
+    for emu in running.values():
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_emulator(emulator_factory):
+    """The emulator's fast profile with default flags, shared by the whole session."""
+    return emulator_factory("fast")
