@@ -62,3 +62,16 @@ def emulator_factory():
 def fast_emulator(emulator_factory):
     """The emulator's fast profile with default flags, shared by the whole session."""
     return emulator_factory("fast")
+
+
+@pytest.fixture(scope="session")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory):
+    """scenario_file(text, name="scenario") → the path of a scenario TOML written to a fresh
+    temporary directory (for `harness sweep --scenario` or HARNESS_SCENARIO)."""
+
+    def write(text: str, name: str = "scenario") -> Path:
+        path = tmp_path_factory.mktemp("scenario") / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+    return write
