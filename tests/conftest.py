@@ -11,6 +11,42 @@ TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "docker", "distributed", "engine")
 
 
+_PRESTARTED = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "prestart(start): as mark.prestart.with_args(start); start() → a support.background.Background, "
+        "called once the session's tests are collected; the test's `prestarted` fixture waits for it")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
+    tests before them (see tests/support/background.py)."""
+    if session.config.option.collectonly:
+        return
+    started = session.config.stash.setdefault(_PRESTARTED, {})
+    for item in session.items:
+        marker = item.get_closest_marker("prestart")
+        if marker is not None and marker.args[0] not in started:
+            started[marker.args[0]] = marker.args[0]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for background in session.config.stash.get(_PRESTARTED, {}).values():
+        background.cleanup()
+
+
+@pytest.fixture
+def prestarted(request: pytest.FixtureRequest):
+    """The finished run (a CompletedProcess) of this test's `prestart` marker, and its directory."""
+    start = request.node.get_closest_marker("prestart").args[0]
+    started = request.config.stash.setdefault(_PRESTARTED, {})
+    background = started.get(start) or started.setdefault(start, start())
+    return background.wait(), background.dir
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(TESTS)

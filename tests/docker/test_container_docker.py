@@ -18,7 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.docker import LABEL_RUN_ID, SECRET, assert_no_secret, default_sigint
+from support.background import default_sigint
+from support.docker import LABEL_RUN_ID, SECRET, assert_no_secret
 
 from harness.targets.servers import HostFacts, ServerSettings, TokenSource
 

@@ -3,7 +3,6 @@ leak into results, and the label the harness puts on its containers."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import harness
@@ -18,9 +17,3 @@ def assert_no_secret(root: Path) -> None:
         if path.is_file():
             assert SECRET not in path.read_text(errors="replace"), f"HF token leaked into {path}"
 
-
-def default_sigint() -> None:
-    """Popen(preexec_fn=...) for a child a test interrupts: SIGINT back to its default. A shell
-    that starts pytest in the background ignores SIGINT, and SIG_IGN survives exec, so the child's
-    Python would never raise KeyboardInterrupt and the test would wait for it forever."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
