@@ -9,12 +9,12 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "docker", "distributed", "engine")
-
-
 _PRESTARTED = pytest.StashKey[dict]()
+_TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _TIER_SECONDS.clear()
     config.addinivalue_line(
         "markers",
         "prestart(start): as mark.prestart.with_args(start); start() → a support.background.Background, "
@@ -49,10 +49,30 @@ def prestarted(request: pytest.FixtureRequest):
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(TESTS)
-        tier = rel.parts[0] if len(rel.parts) > 1 else None
-        if tier in TIERS:
+        tier = _tier(item.fspath)
+        if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+def _tier(path: str | Path) -> str | None:
+    try:
+        rel = Path(path).resolve().relative_to(TESTS)
+    except ValueError:
+        return None
+    return rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in TIERS else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = _tier(report.fspath)
+    if tier is not None:
+        _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001
+    """One line: the seconds each tier's tests took (setup + call + teardown)."""
+    if _TIER_SECONDS:
+        terminalreporter.write_line("tier seconds: " + ", ".join(
+            f"{tier} {_TIER_SECONDS[tier]:.1f}" for tier in TIERS if tier in _TIER_SECONDS))
 
 
 @pytest.fixture
