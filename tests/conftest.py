@@ -9,14 +9,70 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "docker", "distributed", "engine")
+_PRESTARTED = pytest.StashKey[dict]()
+_TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _TIER_SECONDS.clear()
+    config.addinivalue_line(
+        "markers",
+        "prestart(start): as mark.prestart.with_args(start); start() → a support.background.Background, "
+        "called once the session's tests are collected; the test's `prestarted` fixture waits for it")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
+    tests before them (see tests/support/background.py)."""
+    if session.config.option.collectonly:
+        return
+    started = session.config.stash.setdefault(_PRESTARTED, {})
+    for item in session.items:
+        marker = item.get_closest_marker("prestart")
+        if marker is not None and marker.args[0] not in started:
+            started[marker.args[0]] = marker.args[0]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for background in session.config.stash.get(_PRESTARTED, {}).values():
+        background.cleanup()
+
+
+@pytest.fixture
+def prestarted(request: pytest.FixtureRequest):
+    """The finished run (a CompletedProcess) of this test's `prestart` marker, and its directory."""
+    start = request.node.get_closest_marker("prestart").args[0]
+    started = request.config.stash.setdefault(_PRESTARTED, {})
+    background = started.get(start) or started.setdefault(start, start())
+    return background.wait(), background.dir
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(TESTS)
-        tier = rel.parts[0] if len(rel.parts) > 1 else None
-        if tier in TIERS:
+        tier = _tier(item.fspath)
+        if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+def _tier(path: str | Path) -> str | None:
+    try:
+        rel = Path(path).resolve().relative_to(TESTS)
+    except ValueError:
+        return None
+    return rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in TIERS else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = _tier(report.fspath)
+    if tier is not None:
+        _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001
+    """One line: the seconds each tier's tests took (setup + call + teardown)."""
+    if _TIER_SECONDS:
+        terminalreporter.write_line("tier seconds: " + ", ".join(
+            f"{tier} {_TIER_SECONDS[tier]:.1f}" for tier in TIERS if tier in _TIER_SECONDS))
 
 
 @pytest.fixture
@@ -36,3 +92,42 @@ def serve():
         s.close()
 
 
+
+
+@pytest.fixture(scope="session")
+def emulator_factory():
+    """emulator_factory(profile, *args) → an `EmulatorProcess`, started once per session for each
+    (profile, args) and stopped at the end: tests that can share an emulator share one."""
+    from harness.targets.emulator_process import EmulatorProcess
+
+    running: dict[tuple[str, ...], EmulatorProcess] = {}
+
+    def get(profile: str = "fast", *args: str) -> EmulatorProcess:
+        key = (profile, *args)
+        emu = running.get(key)
+        if emu is None or emu.proc is None or emu.proc.poll() is not None:
+            emu = running[key] = EmulatorProcess(profile=profile, args=list(args)).start()
+        return emu
+
+    yield get
+    for emu in running.values():
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_emulator(emulator_factory):
+    """The emulator's fast profile with default flags, shared by the whole session."""
+    return emulator_factory("fast")
+
+
+@pytest.fixture(scope="session")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory):
+    """scenario_file(text, name="scenario") → the path of a scenario TOML written to a fresh
+    temporary directory (for `harness sweep --scenario` or HARNESS_SCENARIO)."""
+
+    def write(text: str, name: str = "scenario") -> Path:
+        path = tmp_path_factory.mktemp("scenario") / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+    return write

@@ -133,7 +133,7 @@ class TokenTable:
 
     def __init__(self, tokenizer) -> None:  # noqa: ANN001 - harness.workload.tokenizer.Tokenizer
         self.tok = tokenizer
-        self._special = set(tokenizer.hf.all_special_ids)
+        self._special = set(tokenizer.special_ids)
         self._frag: dict[int, bytes] = {}
         self._text: dict[int, bytes] = {}
         self._content: dict[int, bytes] = {}

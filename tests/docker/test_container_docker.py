@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.background import default_sigint
 from support.docker import LABEL_RUN_ID, SECRET, assert_no_secret
 
 from harness.targets.servers import HostFacts, ServerSettings, TokenSource
@@ -138,7 +139,6 @@ SCRIPT = textwrap.dedent("""
     import sys, time
     from harness.targets.container import ManagedServer
     from harness.targets.servers import HostFacts, ServerSettings, TokenSource
-from support.docker import EMULATOR_IMAGE, LABEL_RUN_ID, SECRET, assert_no_secret
     settings = ServerSettings(profile="neuronx-tgi", image=sys.argv[1], devices=(), host_port=0,
                               host_ip="127.0.0.1", hf_cache=None, model_id="m/x",
                               env={"EMULATOR_ARGS": sys.argv[3]} if sys.argv[3] else {})
@@ -161,7 +161,8 @@ def test_interrupt_leaves_no_container(client, emulator_image, tmp_path, when, s
     run_id = f"test-{uuid.uuid4().hex[:8]}"
     delay = "--startup-delay-s 600" if when == "loading" else ""
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, emulator_image, run_id, delay], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=default_sigint)
     lines: list[str] = []
     try:
         wanted = "UP " if when == "up" else "still loading"

@@ -89,13 +89,12 @@ print("RESULT " + json.dumps({"windows": windows, "appended": len(appended), "wr
 
 
 @pytest.fixture(scope="module")
-def windows(tmp_path_factory):
-    testing = pytest.importorskip("harness.targets.emulator_process")
+def windows(tmp_path_factory, exact_emulator):
+    """Runs on the session's exact-profile emulator (50 ms / 20 ms); the child resets its stats."""
     out = tmp_path_factory.mktemp("client-bound")
-    with testing.EmulatorProcess(profile="exact", args=["--ttft-ms", "50", "--itl-ms", "20"]) as emu:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run([sys.executable, "-c", CHILD, emu.url, str(out), "16", "3.0"], cwd=str(ROOT),
-                              capture_output=True, text=True, timeout=120, env=env)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", CHILD, exact_emulator.url, str(out), "16", "3.0"],
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=120, env=env)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-3000:]
     records = read_records(out / "records.jsonl")

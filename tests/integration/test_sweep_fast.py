@@ -20,8 +20,45 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The default scenario's workload and server with 1 s warm-ups and 3 s windows: its per-step
+# windows (21 s at 1 user, 21 s at 4) would win over --measure-s for the user counts kept.
+SCENARIO = """\
+name = "fast"
+api = "generate_stream"
+tokenizer = "llama3"
+seed = 11111
+price_per_hour = 0.76
+timeout_s = 120
+spawn_rate = 100
+
+[tokens]
+input_mean = 200
+input_stddev = 50
+output_mean = 40
+output_stddev = 0
+
+[steps]
+users = [1, 4]
+warmup = { min_s = 1, max_s = 1 }
+measure = { min_s = 3, max_s = 3 }
+restart = true
+
+[server]
+model_id = "meta-llama/Meta-Llama-3-8B-Instruct"
+instance = "inf2.xlarge (emulated)"
+emulator_profile = "fast"
+
+[server.env]
+MAX_BATCH_SIZE = 8
+
+[flags]
+max_error_rate = 0.01
+min_samples = 10
+"""
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, scenario_file) -> Path:
     out = tmp_path_factory.mktemp("results")
     cmd = [
         sys.executable,
@@ -29,7 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "harness",
         "sweep",
         "--scenario",
-        "default",
+        str(scenario_file(SCENARIO, "fast")),
         "--results-dir",
         str(out),
         "--run-id",

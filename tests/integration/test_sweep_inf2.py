@@ -1,4 +1,5 @@
-"""The seed's table reproduced against the emulator's inf2 profile (slow: ~1.5 min).
+"""The seed's table reproduced against the emulator's inf2 profile (slow: ~1.5 min of wall clock,
+so the sweep is started as soon as the session's tests are collected: `prestart`, tests/conftest.py).
 
 Acceptance: TTFT and ITL p50 within ±15 % of the seed at 1 and 2 users, and TTFT p50 rising with
 users (1 → 2 → 4).
@@ -20,11 +21,11 @@ p50 ≈ 1.5 s. At 4 users the other three are prefilled together after the first
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.background import Background
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,9 @@ SEED_MEAN_OUTPUT = {1: 177.0, 2: 175.0}  # Llama 2 tokenizer counts of the same 
 TOLERANCE = 0.15
 
 
-def test_seed_table_reproduced(tmp_path: Path) -> None:
-    cmd = [
+def start_sweep() -> Background:
+    """The sweep (~75 s of wall clock, little CPU), started when the session's tests are collected."""
+    return Background(lambda out: [
         sys.executable,
         "-m",
         "harness",
@@ -44,7 +46,7 @@ def test_seed_table_reproduced(tmp_path: Path) -> None:
         "--scenario",
         "default",
         "--results-dir",
-        str(tmp_path),
+        str(out),
         "--run-id",
         "inf2",
         "--steps",
@@ -52,10 +54,14 @@ def test_seed_table_reproduced(tmp_path: Path) -> None:
         "--restart-users",
         "--quiet",
         "--no-plots",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ], cwd=ROOT, timeout=300)
+
+
+@pytest.mark.prestart.with_args(start_sweep)
+def test_seed_table_reproduced(prestarted) -> None:
+    proc, out = prestarted
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = {int(r["users"]): r for r in csv.DictReader(open(tmp_path / "inf2" / "summary.csv"))}
+    rows = {int(r["users"]): r for r in csv.DictReader(open(out / "inf2" / "summary.csv"))}
     for users in (1, 2):
         row = rows[users]
         assert int(row["ok"]) >= 1 and int(row["failed"]) == 0

@@ -28,14 +28,12 @@ TTFT_MS, ITL_MS = 50.0, 20.0
 
 
 @pytest.fixture(scope="module")
-def emu():
-    testing = pytest.importorskip("harness.targets.emulator_process")
-    with testing.EmulatorProcess(
-        profile="exact", args=["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)]
-    ) as e:
-        for api in (apis.GenerateStream(), apis.ChatCompletions(), apis.Completions()):
-            send(e.url, api, max_new_tokens=2)  # warm the emulator's code paths
-        yield e
+def emu(exact_emulator):
+    """The session's exact-profile emulator (tests/integration/conftest.py), its paths warmed."""
+    assert exact_emulator.args == ["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)]
+    for api in (apis.GenerateStream(), apis.ChatCompletions(), apis.Completions()):
+        send(exact_emulator.url, api, max_new_tokens=2)  # warm the emulator's code paths
+    return exact_emulator
 
 
 def late_ms(emu) -> float:

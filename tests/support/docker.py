@@ -16,3 +16,4 @@ def assert_no_secret(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_text(errors="replace"), f"HF token leaked into {path}"
+
