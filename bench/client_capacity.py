@@ -64,8 +64,8 @@ def child(cfg: dict[str, Any]) -> None:
 
     url, n = cfg["url"], cfg["streams"]
     argv = ["--headless", "--host", url, "--api", "generate_stream",
-            "--input-tokens-mean", "20", "--input-tokens-stddev", "0", "--input-tokens-min", "5",
-            "--output-tokens-mean", str(cfg["tokens"]), "--output-tokens-stddev", "0",
+            "--input-mean", "20", "--input-stddev", "0", "--input-min", "5",
+            "--output-mean", str(cfg["tokens"]), "--output-stddev", "0",
             "--prompt-pool-size", "64", "--timeout", "60", "--records-dir", cfg["records_dir"],
             "--stamps", cfg["stamps"],
             "--loglevel", "WARNING"]  # fmt: skip
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--itl-ms", type=float, default=20.0)
     ap.add_argument("--tokens", type=int, default=200, help="output tokens per request (fixed)")
-    ap.add_argument("--warmup-s", type=float, default=4.0, help="after every user runs, before the window")
+    ap.add_argument("--warmup-min-s", type=float, default=4.0, help="after every user runs, before the window")
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--server-cpu", type=int, default=None, help="default: the first allowed CPU")
     ap.add_argument("--client-cpu", type=int, default=None, help="default: the second allowed CPU")

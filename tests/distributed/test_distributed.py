@@ -25,23 +25,25 @@ RUN_TIMEOUT_S = 45.0
 
 SCENARIO = """\
 name = "distributed"
-api = "generate_stream"
+
+[workload]
 tokenizer = "llama3"
 seed = 11111
-timeout_s = 30
-spawn_rate = 100
-
-[tokens]
 input_mean = 50
 input_stddev = 0
 output_mean = 20
 output_stddev = 0
 
 [steps]
+spawn_rate = 100
 users = [2, 4]
 warmup = { min_s = 1, max_s = 1 }
 measure = { min_s = 4, max_s = 4 }
 restart = true
+
+[request]
+api = "generate_stream"
+timeout_s = 30
 """
 
 
@@ -97,13 +99,13 @@ def run(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess
         emu.url,
         "--records-dir",
         str(records),
-        "--input-tokens-mean",
+        "--input-mean",
         "50",
-        "--input-tokens-stddev",
+        "--input-stddev",
         "0",
-        "--output-tokens-mean",
+        "--output-mean",
         "20",
-        "--output-tokens-stddev",
+        "--output-stddev",
         "0",
         "--timeout",
         "30",

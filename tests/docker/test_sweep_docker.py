@@ -21,37 +21,39 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 SCENARIO = """
 name = "docker-short"
-api = "generate_stream"
-price_per_hour = 0.76
-timeout_s = 60
-spawn_rate = 100
 
-[tokens]
+[workload]
 input_mean = 120
 input_stddev = 20
 output_mean = 20
 output_stddev = 0
 
 [steps]
+spawn_rate = 100
 users = [1, 2]
 warmup = { min_s = 0, max_s = 0 }
 measure = { min_s = 3, min_requests = 4, max_s = 20 }
 
-[server]
-kind = "neuronx-tgi"
+[target]
+price_per_hour = 0.76
+server = "neuronx-tgi"
 image = "IMAGE"
 model_id = "meta-llama/Meta-Llama-3-8B-Instruct"
 instance = "inf2.xlarge (emulator image)"
 startup_timeout_s = 120
 devices = []          # no Inferentia here: the only difference from a real run besides the image
 
-[server.env]
+[target.server_env]
 HF_AUTO_CAST_TYPE = "fp16"
-HF_NUM_CORES = 2
-MAX_BATCH_SIZE = 4
-MAX_INPUT_LENGTH = 4000
-MAX_TOTAL_TOKENS = 4096
+HF_NUM_CORES = "2"
+MAX_BATCH_SIZE = "4"
+MAX_INPUT_LENGTH = "4000"
+MAX_TOTAL_TOKENS = "4096"
 EMULATOR_PROFILE = "fast"
+
+[request]
+api = "generate_stream"
+timeout_s = 60
 """
 
 

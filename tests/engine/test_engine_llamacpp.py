@@ -110,7 +110,7 @@ def test_completions_stream_records(engine: str) -> None:
 
 def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "1,2",
-           "--warmup-s", "1", "--warmup-max-s", "2", "--measure-s", "4", "--measure-max-s", "6",
+           "--warmup-min-s", "1", "--warmup-max-s", "2", "--measure-min-s", "4", "--measure-max-s", "6",
            "--input-mean", "60", "--input-stddev", "0", "--output-mean", "16", "--output-stddev", "0",
            "--results-dir", str(tmp_path), "--run-id", "engine", "--quiet", "--no-plots"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -123,3 +123,9 @@ def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> Non
         assert float(row["ttft_p50_s"]) > 0 and float(row["throughput_tps"]) > 0, row
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")
+    # Bug: an OpenAI sweep sent model="tgi" and the report named the scenario's model. Now the
+    # server's own id is sent and named (llama.cpp lists its model in /v1/models).
+    served = manifest["server"]["models"][0]
+    assert manifest["config"]["request"]["model_name"] == served == manifest["server"]["model_id"]
+    assert f"Model {served} on" in (run / "summary.md").read_text()
+    assert "Meta-Llama" not in (run / "summary.md").read_text()

@@ -20,40 +20,41 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# The default scenario's workload and server with 1 s warm-ups and 3 s windows: its per-step
-# windows (21 s at 1 user, 21 s at 4) would win over --measure-s for the user counts kept.
+# The default scenario's workload and server with 1 s warm-ups and 3 s windows (flags would do
+# too, they win over per-step windows; a file keeps the command short).
 SCENARIO = """\
 name = "fast"
-api = "generate_stream"
+
+[workload]
 tokenizer = "llama3"
 seed = 11111
-price_per_hour = 0.76
-timeout_s = 120
-spawn_rate = 100
-
-[tokens]
 input_mean = 200
 input_stddev = 50
 output_mean = 40
 output_stddev = 0
 
 [steps]
+spawn_rate = 100
 users = [1, 4]
 warmup = { min_s = 1, max_s = 1 }
 measure = { min_s = 3, max_s = 3 }
 restart = true
 
-[server]
+[target]
+price_per_hour = 0.76
 model_id = "meta-llama/Meta-Llama-3-8B-Instruct"
 instance = "inf2.xlarge (emulated)"
 emulator_profile = "fast"
 
-[server.env]
-MAX_BATCH_SIZE = 8
-
+[target.server_env]
+MAX_BATCH_SIZE = "8"
 [flags]
 max_error_rate = 0.01
 min_samples = 10
+
+[request]
+api = "generate_stream"
+timeout_s = 120
 """
 
 
@@ -77,11 +78,11 @@ def run(tmp_path_factory: pytest.TempPathFactory, scenario_file) -> Path:
         "--error-rate 0.3 --seed 7",
         "--steps",
         "1,4",
-        "--warmup-s",
+        "--warmup-min-s",
         "1",
         "--warmup-max-s",
         "1",
-        "--measure-s",
+        "--measure-min-s",
         "3",
         "--measure-max-s",
         "3",
@@ -108,6 +109,7 @@ def test_every_file_is_there_and_well_formed(run: Path) -> None:
         "report.html",
         "manifest.json",
         "steps.json",
+        "run.jsonl",
         "locust_stats.csv",
         "locust_stats_history.csv",
         "locust_failures.csv",
@@ -119,10 +121,12 @@ def test_every_file_is_there_and_well_formed(run: Path) -> None:
     lines = jsonl[0].read_text().splitlines()
     assert len(pd.read_parquet(run / "records.parquet")) == len(lines)
     manifest = json.loads((run / "manifest.json").read_text())
-    for key in ("run_id", "scenario", "versions", "git", "machine", "server", "client"):
+    for key in ("run_id", "config", "versions", "git", "machine", "server"):
         assert key in manifest, key
     assert manifest["server"]["kind"] == "emulator" and manifest["server"]["info"]["model_id"]
-    assert manifest["versions"]["locust"] and manifest["scenario"]["steps"][1]["users"] == 4
+    assert manifest["server"]["model_id"] == manifest["server"]["info"]["model_id"]
+    assert manifest["versions"]["locust"] and manifest["config"]["steps"]["users"] == [1, 4]
+    assert manifest["server"]["emulator_stats"]["requests_total"]  # an end fact of the run log
     assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")
     steps = json.loads((run / "steps.json").read_text())
     assert [s["users"] for s in steps] == [1, 4]
@@ -142,7 +146,7 @@ def test_summary_equals_independent_computation(run: Path) -> None:
     raw = [json.loads(line) for p in run.glob("records-*.jsonl") for line in p.read_text().splitlines()]
     steps = json.loads((run / "steps.json").read_text())
     rows = {int(r["users"]): r for r in csv.DictReader(open(run / "summary.csv"))}
-    price = json.loads((run / "manifest.json").read_text())["scenario"]["price_per_hour"]
+    price = json.loads((run / "manifest.json").read_text())["config"]["target"]["price_per_hour"]
     failed_with_tokens = 0
     for s in steps:
         lo, hi = s["phases"]["measure"]["start_wall"], s["phases"]["measure"]["end_wall"]
@@ -198,18 +202,21 @@ def test_summary_equals_independent_computation(run: Path) -> None:
     assert any("high error rate" in r["flags"] for r in rows.values())
 
 
-def test_report_command_recomputes_the_same(run: Path, tmp_path: Path) -> None:
-    before = (run / "summary.csv").read_text()
-    (run / "summary.csv").unlink()
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "report", str(run), "--no-plots"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_records_and_run_log_alone_rebuild_every_report_file(run: Path, tmp_path: Path) -> None:
+    """`harness report DIR` on a copy holding only records-*.jsonl and run.jsonl writes every
+    report file identical to what the run wrote."""
+    import shutil
+
+    derived = ("manifest.json", "steps.json", "summary.md", "summary.csv", "records.parquet", "report.html")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in [*run.glob("records-*.jsonl"), run / "run.jsonl"]:
+        shutil.copy(p, copy / p.name)
+    proc = subprocess.run([sys.executable, "-m", "harness", "report", str(copy)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (run / "summary.csv").read_text() == before
+    for name in derived:
+        assert (copy / name).read_bytes() == (run / name).read_bytes(), name
 
 
 def _sweep_refused(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -223,12 +230,39 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad.write_text("[steps]\nusers = [1, 0]\n")
     proc = _sweep_refused("--scenario", str(bad))
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "steps.users[1] must be > 0" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "steps.users[1]: Input should be greater than 0" in proc.stderr
+    assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unset_bearer_token_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
-    env = {**os.environ, "LOCUST_BEARER_TOKEN_ENV": "HARNESS_TEST_NO_SUCH_TOKEN"}
+    env = {**os.environ, "HARNESS_BEARER_TOKEN_ENV": "HARNESS_TEST_NO_SUCH_TOKEN"}
     env.pop("HARNESS_TEST_NO_SUCH_TOKEN", None)
     proc = _sweep_refused("--results-dir", str(tmp_path), env=env)
     assert proc.returncode == 2 and "HARNESS_TEST_NO_SUCH_TOKEN" in proc.stderr
     assert not any(tmp_path.iterdir())  # no run directory, no emulator started
+
+
+def test_a_scenario_url_is_the_target(fast_emulator, scenario_file, tmp_path: Path) -> None:
+    """Bug: a scenario's url was validated but never read: the sweep benchmarked an emulator it
+    started instead."""
+    path = scenario_file(f"""
+name = "url"
+[target]
+url = "{fast_emulator.url}"
+[workload]
+input_mean = 50
+input_stddev = 0
+output_mean = 8
+[steps]
+users = [1]
+warmup = {{ min_s = 0, max_s = 0 }}
+measure = {{ min_s = 2, max_s = 2 }}
+""", name="url")
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", "--scenario", str(path), "--results-dir",
+                           str(tmp_path), "--run-id", "u", "--quiet", "--no-plots"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "starting the emulator" not in proc.stdout
+    manifest = json.loads((tmp_path / "u" / "manifest.json").read_text())
+    assert manifest["server"]["kind"] == "url" and manifest["server"]["url"] == fast_emulator.url
+    assert manifest["config"]["request"]["model_name"] == "tgi"  # a TGI server: its documented name

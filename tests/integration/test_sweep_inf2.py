@@ -51,7 +51,7 @@ def start_sweep() -> Background:
         "inf2",
         "--steps",
         "1,2,4",
-        "--restart-users",
+        "--restart",
         "--quiet",
         "--no-plots",
     ], cwd=ROOT, timeout=300)

@@ -130,13 +130,14 @@ def test_openai_error_event_and_disconnect(emu, api_cls):
 
 
 def run_locust(locustfile: str, url: str, tmp: Path, seconds: int) -> tuple[list, list[dict]]:
-    """Options arrive three ways: flags, a config file and LOCUST_* environment variables."""
-    (tmp / "test.conf").write_text("prompt-pool-size = 40\ninput-tokens-mean = 200\n")
+    """Options arrive three ways: flags, a config file and HARNESS_* environment variables (the
+    configuration model's names); the run log and manifest are written beside the records."""
+    (tmp / "test.conf").write_text("prompt-pool-size = 40\ninput-mean = 200\n")
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / locustfile), "--headless",
            "--config", str(tmp / "test.conf"), "-u", "4", "-r", "4", "-t", f"{seconds}s", "--host", url,
            "--records-dir", str(tmp / "rec"), "--csv", str(tmp / "stats"), "--only-summary"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
-           "LOCUST_OUTPUT_TOKENS_MEAN": "20", "LOCUST_OUTPUT_TOKENS_STDDEV": "0"}  # fmt: skip
+           "HARNESS_OUTPUT_MEAN": "20", "HARNESS_OUTPUT_STDDEV": "0"}  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=seconds + 90)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = list((tmp / "rec").glob("records-*.jsonl"))
@@ -146,6 +147,9 @@ def run_locust(locustfile: str, url: str, tmp: Path, seconds: int) -> tuple[list
     records = read_records(files[0])
     assert {r.max_new_tokens for r in records} == {20}  # from the environment
     assert 100 < statistics.mean(r.input_tokens for r in records) < 300  # from the config file
+    manifest = json.loads((tmp / "rec" / "manifest.json").read_text())
+    assert manifest["config"]["workload"]["output_mean"] == 20 and manifest["server"]["model_id"]
+    assert (tmp / "rec" / "run.jsonl").is_file()
     return records, rows
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import sys
@@ -195,6 +196,7 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
                               source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")
     runlog.write_header(out, manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 
