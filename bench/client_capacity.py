@@ -1,7 +1,7 @@
 """Can ONE client core carry N streams and still measure to the millisecond? (issue #6)
 
 Not a test. For each stream count: the emulator's `exact` profile (TTFT 50 ms, ITL 20 ms) in one
-process pinned to one core; our real Locust user (`harness.load.users`, records and events included)
+process pinned to one core; our real Locust user (`harness.load.locust.users`, records and events included)
 run headless as a library in a child process pinned to another core, closed loop, 200 output
 tokens fixed, small prompts. The ramp spreads the starts over one request's duration (so streams
 are not in lock-step), then a warm-up, then a measured window:
@@ -59,14 +59,18 @@ def child(cfg: dict[str, Any]) -> None:
     from locust.argument_parser import get_parser
     from locust.env import Environment
 
-    from harness.load import users
-    from harness.load.health import ClientMonitor, summarize
+    from harness.load.health import summarize
+    from harness.load.locust import users
+    from harness.load.locust.listeners import register
+    from harness.load.locust.monitor import ClientMonitor
+
+    register(events)
 
     url, n = cfg["url"], cfg["streams"]
     argv = ["--headless", "--host", url, "--api", "generate_stream",
             "--input-mean", "20", "--input-stddev", "0", "--input-min", "5",
             "--output-mean", str(cfg["tokens"]), "--output-stddev", "0",
-            "--prompt-pool-size", "64", "--timeout", "60", "--records-dir", cfg["records_dir"],
+            "--prompt-pool-size", "64", "--timeout-s", "60", "--records-dir", cfg["records_dir"],
             "--stamps", cfg["stamps"],
             "--loglevel", "WARNING"]  # fmt: skip
     opts = get_parser(default_config_files=[]).parse_args(argv)
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--itl-ms", type=float, default=20.0)
     ap.add_argument("--tokens", type=int, default=200, help="output tokens per request (fixed)")
-    ap.add_argument("--warmup-min-s", type=float, default=4.0, help="after every user runs, before the window")
+    ap.add_argument("--warmup-s", type=float, default=4.0, help="after every user runs, before the window")
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--server-cpu", type=int, default=None, help="default: the first allowed CPU")
     ap.add_argument("--client-cpu", type=int, default=None, help="default: the second allowed CPU")

@@ -4,8 +4,8 @@ A child interpreter (gevent monkey-patched, as under Locust) streams from the em
 profile with a few closed-loop greenlets and `harness.load.health.ClientMonitor` running, for two
 windows: a calm one, and one where a greenlet busy-loops in 120 ms slices of CPU (what a saturated client
 looks like: every token read waits for the CPU). The parent turns each window into a step through
-the sweep helper's public functions (`clientload.summarize`, `metrics.step_metrics`,
-`report.step_flags` with the default `scenario.Flags`) and checks the flags, and that the delay
+the sweep helper's public functions (`health.summarize`, `metrics.step_metrics`,
+`step_flags` with the default `Flags`) and checks the flags, and that the delay
 shows up in the client's measurements while the server stayed on time.
 """
 
@@ -22,7 +22,8 @@ import pytest
 from harness.analysis import metrics
 from harness.config.model import Flags
 from harness.records.record import read_records
-from harness.report import build as report
+from harness.report.flags import step_flags
+from harness.report.inputs import StepInfo
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,8 @@ import dataclasses, json, sys, time
 from gevent import monkey; monkey.patch_all()
 import gevent
 from harness.client import apis
-from harness.load.health import ClientMonitor, summarize
+from harness.load.health import summarize
+from harness.load.locust.monitor import ClientMonitor
 from harness.client.transport import Connection
 from harness.records.record import RecordWriter
 
@@ -106,10 +108,10 @@ def windows(tmp_path_factory, exact_emulator):
         window = metrics.Window(w["start"], w["end"])
         measured = [r for r in records if window.start <= r.wall_start < window.end]
         m = metrics.step_metrics(i, 16, measured, records, window, None)
-        info = report.StepInfo(step=i, users=16, window=window, client_cpu_percent=w["client"]["cpu_percent"],
+        info = StepInfo(step=i, users=16, window=window, client_cpu_percent=w["client"]["cpu_percent"],
                                sched_lag_p99_ms=w["client"]["sched_lag_p99_ms"],
                                sched_lag_max_ms=w["client"]["sched_lag_max_ms"])
-        steps[w["name"]] = (info, m, report.step_flags(info, m, Flags()), w)
+        steps[w["name"]] = (info, m, step_flags(info, m, Flags()), w)
     return steps
 
 

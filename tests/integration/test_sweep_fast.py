@@ -230,7 +230,8 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad.write_text("[steps]\nusers = [1, 0]\n")
     proc = _sweep_refused("--scenario", str(bad))
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "steps.users[1]: Input should be greater than 0" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "steps.users[1]: Input should be greater than 0" in proc.stderr
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
 
 
