@@ -1,7 +1,7 @@
 """Locust's own scale-out: a master and two workers (subprocesses) run locustfiles/sweep.py against the
 emulator's fast profile. The master runs the shape and broadcasts each step tag; the workers' records
 must carry it, and `python -m harness report` must rebuild both steps from the shared records dir
-(steps.json from the master, records-*.jsonl from each worker)."""
+(the run log run.jsonl from the master, records-*.jsonl from each worker)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.runlog import read_run_log
 from harness.targets.emulator_process import EmulatorProcess
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration]
@@ -157,9 +158,10 @@ def test_each_worker_wrote_records_tagged_by_the_master(run: tuple[Path, float])
     assert len({r["worker"] for r in rows}) == 2
 
 
-def test_master_wrote_steps_json(run: tuple[Path, float]) -> None:
+def test_master_wrote_the_steps_to_the_run_log(run: tuple[Path, float]) -> None:
     records, _ = run
-    steps = json.loads((records / "steps.json").read_text())
+    _, steps = read_run_log(records)
+    assert steps is not None, "no steps in the run log"
     assert [(s["step"], s["users"]) for s in steps] == [(0, 2), (1, 4)]
     for s in steps:
         m = s["phases"]["measure"]
@@ -177,7 +179,8 @@ def test_warmup_starts_once_every_worker_runs_its_users(run: tuple[Path, float])
     """The master's ramp waits for the workers' users: a worker's first step starts only after it has
     built its prompt pools (seconds), while Locust's master declares spawning complete after 1 s."""
     records, _ = run
-    steps = json.loads((records / "steps.json").read_text())
+    _, steps = read_run_log(records)
+    assert steps is not None, "no steps in the run log"
     for path, recs in _records(records).items():
         for s in steps:
             first = min(r["wall_start"] for r in recs if r["step"] == s["step"])

@@ -56,6 +56,7 @@ def register(events: Any) -> None:
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)
     events.quitting.add_listener(_on_quitting)
+    PlanShape.before_test = staticmethod(prepare_test)
 
 
 def _add_options(parser: Any, **_kw: Any) -> None:
@@ -150,20 +151,37 @@ def _prepare(cfg: RunConfig, worker_index: int, environment: Any) -> None:
         off_loop(shared.pool, cls.api_for(cfg).chat)
 
 
+def prepare_test(environment: Any) -> RunConfig:
+    """Resolve a new test's configuration (master or local runner) and start its run log.
+
+    Called by the load shape at the first tick of a test — Locust's shape worker ticks *before*
+    `start()` fires test_start, and the first tick's user count must come from this test's
+    configuration (a stale one made the first spawn message of a distributed run 1 user) — or
+    by test_start when no shape of ours runs. Marks the environment so test_start does not do it
+    twice."""
+    sweep = getattr(environment, "harness_sweep", False)  # the sweep resolved it and wrote the header
+    if not sweep:
+        environment.parsed_options.harness_config = None  # a new test (web UI): resolve afresh
+    cfg = resolve_config(environment, discover=True)
+    environment.parsed_options.harness_config = cfg.model_dump_json()  # → workers, with spawn
+    if not sweep:
+        _write_header(environment, cfg)
+    shared.configure(cfg)
+    environment.harness_test_ready = True
+    return cfg
+
+
 def _on_test_start(environment: Any, **_kw: Any) -> None:
-    """Resolve the config (master/local: and start the run log); build the prompt pools and open
-    the writer before any user runs."""
+    """Resolve the config unless the shape did (master/local: and start the run log); build the
+    prompt pools and open the writer before any user runs."""
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
-        sweep = getattr(environment, "harness_sweep", False)  # the sweep resolved it and wrote the header
-        if not sweep:
-            environment.parsed_options.harness_config = None  # a new test (web UI): resolve afresh
-        cfg = resolve_config(environment, discover=True)
-        environment.parsed_options.harness_config = cfg.model_dump_json()  # → workers, with spawn
-        if not sweep:
-            _write_header(environment, cfg)
+        if getattr(environment, "harness_test_ready", False):
+            cfg = shared.config
+        else:
+            cfg = prepare_test(environment)
+        environment.harness_test_ready = False  # consumed: the next test resolves afresh
         if isinstance(runner, MasterRunner):
-            shared.configure(cfg)
             return
     else:
         cfg = resolve_config(environment)

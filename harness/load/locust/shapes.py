@@ -36,6 +36,9 @@ class PlanShape(LoadTestShape):
     """A LoadTestShape driven by a SweepPlan; subclasses say how to build the plan."""
 
     abstract = True
+    # Set by harness.load.locust.listeners.register: resolves a new test's configuration. Locust's
+    # shape worker ticks before it fires test_start, so the first tick of a test calls it.
+    before_test: Any = None
 
     def __init__(self, plan: SweepPlan | None = None) -> None:
         super().__init__()
@@ -46,23 +49,27 @@ class PlanShape(LoadTestShape):
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
         self._cpu_end: float | None = None
+        self._ticked = False  # a tick since the last reset_time (see reset_time)
+        self._new_test = True
 
     def make_plan(self) -> SweepPlan:
         raise NotImplementedError
 
     def reset_time(self) -> None:
-        """Locust calls this when a test starts. A plan already used belongs to an earlier test (the
-        web UI's "New" button): build it afresh, so the second test sweeps from the first step."""
+        """Locust calls this twice per test: from start_shape (before the shape's first tick: a new
+        test, whose plan is built afresh at that tick — the web UI's "New" button sweeps from the
+        first step again) and from start() after test_start (the plan of this test's first tick
+        stays; only the clocks are re-anchored)."""
         super().reset_time()
         self._wall0 = time.time()
-        if self.plan is not None and self.plan.spans:
-            try:
-                self.plan = self.make_plan()
-            except NotImplementedError:  # a plan given to the constructor: nothing to rebuild from
-                return
+        if not self._ticked:
+            self._new_test = True
+            if type(self).make_plan is not PlanShape.make_plan:  # else a plan given to the constructor
+                self.plan = None
             self._cpu_at.clear()
             self._worker_cpu.clear()
             self._cpu_end = None
+        self._ticked = False
 
     def completed(self) -> int:
         """Successful requests so far (Locust's Aggregated row counts each request once)."""
@@ -70,6 +77,11 @@ class PlanShape(LoadTestShape):
         return total.num_requests - total.num_failures
 
     def tick(self) -> tuple[int, float] | None:
+        self._ticked = True
+        if self._new_test:
+            self._new_test = False
+            if self.before_test is not None and self.runner is not None:
+                self.before_test(self.runner.environment)
         current = self.plan.current() if self.plan else None
         if self._workers_behind(current):
             return current.users, current.spawn_rate  # hold the ramp (see _workers_behind)
