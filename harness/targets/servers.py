@@ -10,6 +10,9 @@ to start the same server by hand.
 Secrets: the HF token's value lives only in `RunSpec.secrets()` for docker-py. Everything meant
 to be read or saved (`redacted()`, `docker_run_command`, repr) names where the token comes from
 (`$(cat ~/.cache/huggingface/token)`, `$HF_TOKEN`), never its value.
+
+Length: over 400 lines because it is mostly the profiles' data (images, env, devices per server
+kind) next to the one function that resolves them.
 """
 
 from __future__ import annotations

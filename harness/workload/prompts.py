@@ -78,7 +78,7 @@ class PromptBuilder:
         self.tok = tokenizer
         self.chat = chat
         self.instruction = instruction
-        self._backend = tokenizer.hf.backend_tokenizer  # the Rust tokenizer: no Python overhead
+        self._backend = tokenizer.backend  # the Rust tokenizer: no Python overhead
         text = corpus if corpus is not None else SONNETS.read_text(encoding="utf-8")
         lines = [ln.strip() for ln in text.splitlines()]
         text = "\n".join(ln for ln in lines if ln) + "\n"

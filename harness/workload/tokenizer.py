@@ -97,40 +97,12 @@ def _compile(template: str):  # noqa: ANN202 - jinja2.Template
     return env.from_string(template)
 
 
-class _HFCompat:
-    """The few `transformers` tokenizer attributes the emulator and the prompt builder used
-    (`backend_tokenizer`, `all_special_ids`, `__call__(..., return_offsets_mapping=True)`, ...),
-    answered by the Rust tokenizer. New code should use the `Tokenizer` attributes instead."""
-
-    def __init__(self, tok: Tokenizer) -> None:
-        self._tok = tok
-        self.backend_tokenizer = tok.backend
-        self.all_special_ids = sorted(tok.special_ids)
-        self.eos_token_id = tok.eos_token_id
-        self.bos_token_id = tok.bos_token_id
-        self.chat_template = tok.chat_template
-
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return self._tok.encode(text, add_special_tokens)
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
-        return self._tok.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
-
-    def __call__(self, text: str, add_special_tokens: bool = True,
-                 return_offsets_mapping: bool = False) -> dict:
-        enc = self._tok.backend.encode(text, add_special_tokens=add_special_tokens)
-        out: dict[str, list] = {"input_ids": enc.ids, "attention_mask": enc.attention_mask}
-        if return_offsets_mapping:
-            out["offset_mapping"] = enc.offsets
-        return out
-
-
 class Tokenizer:
     """A Hugging Face `tokenizers` tokenizer with the counts TGI uses.
 
     `backend` is the Rust tokenizer; `special_ids` the ids of the special tokens the tokenizer
     config names (bos/eos/unk/sep/pad/cls/mask and additional_special_tokens, as transformers'
-    `all_special_ids`); `hf` a compatibility view for code written against transformers."""
+    `all_special_ids`)."""
 
     def __init__(self, spec: str, backend, config: dict | None = None,  # noqa: ANN001 - tokenizers.Tokenizer
                  chat_template: str | None = None) -> None:
@@ -152,7 +124,6 @@ class Tokenizer:
         self._clean_up = bool(config.get("clean_up_tokenization_spaces")) and (
             type(backend.model).__name__ != "BPE")
         self._piece_cache: dict[int, str] = {}
-        self.hf = _HFCompat(self)
 
     def _id(self, key: str) -> int | None:
         text = self.special_tokens.get(key)
