@@ -23,12 +23,17 @@ from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
 NONE = "—"  # the tool has no equivalent
 
 # Which records count, in the words of the attribution rule (harness.analysis.attribution).
-MEASURED_OK = "successful measured requests (sent in the step after its ramp, completed inside its window)"
-MEASURED_ALL = "measured requests, successful and failed (client-cancelled ones excluded)"
+MEASURED_OK = "successful measured requests (sent inside the step's window, ended before the step closed)"
+MEASURED_ALL = "measured requests, successful and failed (censored ones excluded)"
+COUNTED = "requests sent inside the step's measurement window"
 ARRIVED = (
-    "token events that arrived inside the window, from successful or client-cancelled requests of any step"
+    "token events that arrived between the window's opening and the step's close, from successful or "
+    "client-cancelled requests of any step"
 )
-COMPLETED_OK = "successful requests that completed inside the window, whichever step sent them"
+COMPLETED_OK = (
+    "successful requests that completed between the window's opening and the step's close, whichever "
+    "step sent them"
+)
 CLIENT = "not records: the sweep samples the load generator during the window (steps.json)"
 
 
@@ -57,10 +62,11 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         key="requests",
         name="Requests measured",
-        unit="requests (ok / failed)",
-        definition="requests sent in this step after its ramp and completed inside its measurement window; "
-        "failed = HTTP error, error event, timeout or cut stream",
-        counts=MEASURED_ALL,
+        unit="requests (ok / failed / censored)",
+        definition="requests sent inside this step's measurement window, by outcome: ok; failed = HTTP "
+        "error, error event, timeout or cut stream; censored = still open when the cool-down's hard cap "
+        "closed the step (or cancelled by the client)",
+        counts=COUNTED,
         vllm="`completed` / `failed`",
         guidellm="successful / errored / incomplete requests",
         aiperf="`request_count` / `error_request_count`",
@@ -154,8 +160,8 @@ METRICS: tuple[Metric, ...] = (
         key="throughput_tps",
         name="Throughput",
         unit="output tokens/s",
-        definition="token events of successful (or client-cancelled) requests that arrived inside the "
-        "measurement window ÷ window length",
+        definition="token events of successful (or client-cancelled) requests that arrived between the "
+        "window's opening and the step's close ÷ that span (n/a when the step measured no request)",
         counts=ARRIVED,
         vllm="`output_throughput` (Σ output tokens ÷ benchmark duration)",
         guidellm="`output_tokens_per_second` (time-weighted over token timestamps)",
@@ -166,7 +172,8 @@ METRICS: tuple[Metric, ...] = (
         key="completed_throughput_tps",
         name="Throughput, completed requests",
         unit="output tokens/s",
-        definition="output tokens of successful requests completed inside the window ÷ window length",
+        definition="output tokens of successful requests completed between the window's opening and the "
+        "step's close ÷ that span",
         counts=COMPLETED_OK,
     ),
     Metric(
@@ -184,7 +191,8 @@ METRICS: tuple[Metric, ...] = (
         key="rpm",
         name="Requests per minute",
         unit="requests/min",
-        definition="successful requests completed inside the window × 60 ÷ window length",
+        definition="successful requests completed between the window's opening and the step's close × 60 "
+        "÷ that span",
         counts=COMPLETED_OK,
         vllm="`request_throughput` (per second)",
         guidellm="`requests_per_second`",
@@ -214,16 +222,17 @@ METRICS: tuple[Metric, ...] = (
         key="cost_per_million",
         name="Cost per 1M output tokens",
         unit="$",
-        definition="instance $/h ÷ (throughput × 3600) × 10⁶",
+        definition="instance $/h ÷ (throughput × 3600) × 10⁶ (n/a when the step measured no request)",
         counts=ARRIVED + " (via throughput)",
     ),
     Metric(
         key="window_s",
         name="Window",
         unit="s",
-        definition="length of the measurement window",
-        counts="not records: the step's measure phase in steps.json (without it, the span of its "
-        "measure-phase requests)",
+        definition="length of the measurement window (requests sent in it count), and of the cool-down "
+        "after it (the load unchanged until they ended)",
+        counts="not records: the step's measure and cooldown phases in steps.json (without it, the span "
+        "of its measure-phase sends)",
         vllm="Benchmark duration (s) (the whole run)",
         guidellm="the measurement window (`measure_start` to `measure_end`)",
         aiperf="`benchmark_duration` (the whole run)",
@@ -275,7 +284,8 @@ def docs_markdown() -> str:
         "Every figure of a step, as the report shows it. Each is a pure function of the saved records "
         "(`harness/analysis/metrics.py`); percentiles are exact (linear interpolation over the raw records), "
         "not Locust's bucketed ones. The report shows p50/p90/p99 of TTFT and p50/p99 of the other "
-        "distributions.",
+        "distributions, the number of samples n beside each, and marks a percentile \"≈ max\" when "
+        "n < 100 ÷ (100 − q): with fewer samples the q-th percentile is about the largest one.",
         "",
         "## Which requests a step counts",
         "",

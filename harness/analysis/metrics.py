@@ -21,6 +21,7 @@ from harness.analysis.attribution import Window, completed_in, counts_tokens, to
 from harness.records.record import Record
 
 PERCENTILES = (50, 90, 99)
+DISTRIBUTIONS = ("ttft", "itl", "e2e_per_token", "gap", "max_gap", "e2e", "output_tps")
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -38,6 +39,15 @@ def percentile(values: Iterable[float], q: float) -> float:
     hi = min(lo + 1, len(data) - 1)
     frac = pos - lo
     return data[lo] + (data[hi] - data[lo]) * frac
+
+
+def at_max(n: int, q: float) -> bool:
+    """Whether the q-th percentile of n samples is simply their maximum: n < 100 / (100 − q).
+
+    With fewer samples than that, linear interpolation has no sample above the q-th percentile's
+    rank to interpolate with, so "p99" of 50 requests is (nearly) their slowest one.
+    """
+    return q >= 100 or n < 100.0 / (100.0 - q)
 
 
 def mean(values: Iterable[float]) -> float:
@@ -158,12 +168,13 @@ def errors_by_type(records: Iterable[Record]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class StepMetrics:
-    """Every figure of one step; `measured` are the records sent in its measurement phase."""
+    """Every figure of one step; `measured` are the records sent in its measurement window that
+    ended before the step closed (see harness.analysis.attribution)."""
 
     step: int
     users: int
     window_s: float
-    requests: int  # sent in the measure phase (ok + failed)
+    requests: int  # measured: sent in the window and ended (ok + failed)
     ok: int
     failed: int
     errors: dict[str, int]
@@ -184,6 +195,10 @@ class StepMetrics:
     completed_in_window: int
     rpm: float
     cost_per_million: float
+    sent: int = 0  # sent in the window: ok + failed + censored
+    censored: int = 0  # sent in the window, still open when the step closed (or client-cancelled)
+    span_s: float = math.nan  # window opening → step close: the span throughput is measured over
+    samples: dict[str, int] | None = None  # distribution → number of samples (n)
 
 
 def step_metrics(
@@ -193,17 +208,23 @@ def step_metrics(
     all_records: Sequence[Record],
     window: Window,
     price_per_hour: float | None,
+    censored: Sequence[Record] = (),
+    span: Window | None = None,
 ) -> StepMetrics:
     """Compute one step's row.
 
-    Latency distributions and error counts come from `measured` (see
-    `harness.analysis.attribution.measured_records`);
-    throughput and requests/min from all records, by token arrival / completion inside the window.
+    Latency distributions and error counts come from `measured`, and `censored` is counted beside
+    them (see `harness.analysis.attribution.split_step`); throughput and requests/min from all
+    records, by token arrival / completion inside `span` (window opening → step close; default the
+    window). A step without a single successful measured request has no throughput, requests/min or
+    cost (NaN): a figure over a span nothing was measured in would read as a measurement.
     """
     samples = latency_samples(measured)
     ok = [r for r in measured if r.ok]
     failed = len(measured) - len(ok)
-    tps = aggregate_output_tps(all_records, window)
+    span = span or window
+    nothing = not ok
+    tps = math.nan if nothing else aggregate_output_tps(all_records, span)
 
     def pct(key: str) -> dict[int, float]:
         return {q: percentile(samples[key], q) for q in PERCENTILES}
@@ -229,8 +250,12 @@ def step_metrics(
         e2e=pct("e2e"),
         output_tps=pct("output_tps"),
         throughput_tps=tps,
-        completed_throughput_tps=completed_output_tps(all_records, window),
-        completed_in_window=sum(1 for r in completed_in(all_records, window) if r.ok),
-        rpm=requests_per_minute(all_records, window),
+        completed_throughput_tps=math.nan if nothing else completed_output_tps(all_records, span),
+        completed_in_window=sum(1 for r in completed_in(all_records, span) if r.ok),
+        rpm=math.nan if nothing else requests_per_minute(all_records, span),
         cost_per_million=cost_per_million(price_per_hour, tps),
+        sent=len(measured) + len(censored),
+        censored=len(censored),
+        span_s=span.duration,
+        samples={key: len(samples[key]) for key in DISTRIBUTIONS},
     )

@@ -12,11 +12,13 @@ setting has ONE name, its key path below its section: `[request] timeout_s` is `
 (harness.config.settings derives the table).
 
 Phase rule (warm-up and measurement window of each step): a phase ends as soon as
-``elapsed >= max_s``, or when ``elapsed >= min_s`` **and** at least ``min_requests`` requests
-completed successfully during the phase. "60 s" is ``min_s = max_s = 60``; "20 requests, at least
-30 s, at most 5 min" is ``min_requests = 20, min_s = 30, max_s = 300``. When ``max_s`` is omitted
-it is ``min_s`` (no request target) or ``min_s + timeout_s`` (with one), so a dead server never
-hangs a sweep.
+``elapsed >= max_s``, or when ``elapsed >= min_s`` **and** ``min_requests`` requests were counted:
+for a warm-up, requests completed successfully during it; for a window, requests *sent* in it (the
+window's measured requests, see harness.analysis.attribution). "60 s" is ``min_s = max_s = 60``;
+"20 requests, at least 30 s, at most 5 min" is ``min_requests = 20, min_s = 30, max_s = 300``.
+When ``max_s`` is omitted it is ``min_s`` (no request target) or ``min_s + timeout_s`` (with one),
+so a dead server never hangs a sweep. After the window a cool-down keeps the load until every
+request sent in it has ended, at most ``cooldown_max_s`` (default: timeout_s + 5 s).
 
 Why not pydantic-settings: its sources nest environment names (`HARNESS_STEPS__MEASURE__MIN_S`)
 and have no notion of per-step tables that a flag must override, nor of saying *which layer*
@@ -94,6 +96,7 @@ class StepSpec:
     users: int
     warmup: PhaseRule
     measure: PhaseRule
+    cooldown_max_s: float = math.inf  # hard cap of the cool-down (requests still open: censored)
 
 
 # --- the sections --------------------------------------------------------------------------
@@ -139,7 +142,15 @@ class Steps(_Section):
         description="user counts, e.g. 1,2,4,8 (in a file, entries may be tables with their own windows)",
     )
     warmup: Phase = Field(Phase(min_s=10.0), description="warm-up rule of every step")
-    measure: Phase = Field(Phase(min_s=60.0), description="measurement window rule of every step")
+    measure: Phase = Field(
+        Phase(min_requests=100, max_s=900.0),
+        description="measurement window rule of every step (min_requests: requests sent in the window)",
+    )
+    cooldown_max_s: NonNeg | None = Field(
+        None,
+        description="after a window, wait at most this long for its requests to end "
+        "(default: timeout_s + 5; those still open are reported as censored)",
+    )
     restart: bool = Field(
         False, description="stop all users at each step boundary and start the step's users together"
     )
@@ -285,7 +296,8 @@ class RunConfig(_Section):
             meas = own.measure.over(s.measure).resolve(timeout, where + ".measure")
             if meas.max_s <= 0 or math.isnan(meas.max_s):
                 raise ValueError(f"{where}.measure: the window must last > 0 s (set min_s or max_s)")
-            out.append(StepSpec(users=own.users, warmup=warm, measure=meas))
+            cap = s.cooldown_max_s if s.cooldown_max_s is not None else timeout + 5.0
+            out.append(StepSpec(users=own.users, warmup=warm, measure=meas, cooldown_max_s=cap))
         return tuple(out)
 
     @property

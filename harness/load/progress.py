@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.analysis import metrics
+from harness.analysis.attribution import MEASURED_PHASES
 from harness.records.record import Record
 
 
@@ -23,7 +24,7 @@ class StepLive:
 
 
 class LiveSteps:
-    """Per step: successes, failures and the TTFT/ITL samples of requests sent after the ramp."""
+    """Per step: successes, failures and the TTFT/ITL samples of requests sent in its window."""
 
     def __init__(self) -> None:
         self.steps: dict[int | None, StepLive] = {}
@@ -34,7 +35,7 @@ class LiveSteps:
             live = self.steps[r.step] = StepLive()
         if r.ok:
             live.ok += 1
-            if r.phase in ("warmup", "measure"):
+            if r.phase in MEASURED_PHASES:
                 ttft, itl = metrics.ttft_s(r), metrics.itl_s(r)
                 if ttft is not None:
                     live.ttft.append(ttft)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class StepTag:
     step: int | None = None
     users: int | None = None
-    phase: str = "measure"  # "ramp" | "warmup" | "measure" | "done"
+    phase: str = "measure"  # "ramp" | "warmup" | "measure" | "cooldown" | "done"
 
 
 _current = StepTag()
@@ -32,3 +32,13 @@ def current() -> StepTag:
 
 def reset() -> None:
     set_step(None, None, "measure")
+
+
+WINDOW_SENT = "SENT"
+WINDOW_ENDED = "ENDED"
+
+
+def window_name(step: int) -> str:
+    """The live-stats name under which a step's window counts its requests (sent, ended): Locust
+    entries (`stats.entries[(name, WINDOW_SENT)]`), so a master sums its workers' counts."""
+    return f"step {step + 1} window"

@@ -8,16 +8,23 @@ from harness.report.inputs import StepInfo
 
 # Shown under the table (summary.md, report.html); keep it in step with `step_flags`.
 FLAGS_NOTE = (
-    "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
+    "Flags: *nothing measured* (no successful request sent in the window ended before the step "
+    "closed: no figure of the step is a measurement), *censored* (requests sent in the window were "
+    "still open when the cool-down's hard cap closed the step: the latencies miss the slowest ones), "
+    "*high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests)."
+    "reached before min_requests were sent in the window)."
 )
 
 
 def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
     """Why a step's numbers should not be taken at face value."""
     out = []
+    if not m.ok:
+        out.append("nothing measured")
+    if m.censored:
+        out.append(f"censored ({m.censored} of {m.sent} still open at the close)")
     if m.requests and m.error_rate > flags.max_error_rate:
         out.append(f"high error rate ({m.error_rate:.0%})")
     if m.ok < flags.min_samples:
@@ -26,6 +33,6 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
         out.append(f"client-bound (CPU {info.client_cpu_percent:.0f}%)")
     elif info.sched_lag_p99_ms is not None and info.sched_lag_p99_ms > flags.max_sched_lag_ms:
         out.append(f"client-bound (scheduling lag p99 {info.sched_lag_p99_ms:.0f} ms)")
-    if info.min_requests and m.completed_in_window < info.min_requests:
-        out.append(f"window capped ({m.completed_in_window} < {info.min_requests} requests)")
+    if info.min_requests and m.sent < info.min_requests:
+        out.append(f"window capped ({m.sent} < {info.min_requests} requests sent)")
     return out

@@ -6,6 +6,7 @@ Nothing here computes a figure; `harness.report.build` turns what is loaded into
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +34,31 @@ def load_json(path: Path) -> Any:
 
 @dataclass
 class StepInfo:
-    """What the sweep saved about one step: its window and the client's health during it."""
+    """What the sweep saved about one step: its window, its close and the client's health.
+
+    `window`: the measurement window (requests sent in it count); `close`: when the step ended (its
+    cool-down's end; requests still open then are censored); `span`: window opening → close, the
+    span throughput is measured over.
+    """
 
     step: int
     users: int
     window: Window
     min_requests: int = 0
+    close: float | None = None
     client_cpu_percent: float | None = None
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
     spans: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed_at(self) -> float:
+        return self.window.end if self.close is None else self.close
+
+    @property
+    def span(self) -> Window:
+        end = self.closed_at
+        return Window(self.window.start, end if math.isfinite(end) else self.window.end)
 
 
 def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
@@ -52,12 +68,20 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
         if not m or m.get("end_wall") is None:
             continue  # the sweep stopped before this step's window closed
         client = s.get("client") or {}
+        # A restart's one-shot ramp carries the window's tag when there is no warm-up: it opens it.
+        opened = [p["start_wall"] for p in s["phases"].values() if p.get("tag") == "measure"]
+        cool = s["phases"].get("cooldown")
+        if cool is None:  # a run from before the cool-down: its window closed the step
+            close = m["end_wall"]
+        else:  # a cool-down cut short by the end of the run: nothing was censored by a cap
+            close = cool["end_wall"] if cool.get("end_wall") is not None else math.inf
         out.append(
             StepInfo(
                 step=s["step"],
                 users=s["users"],
-                window=Window(m["start_wall"], m["end_wall"]),
+                window=Window(min([m["start_wall"], *opened]), m["end_wall"]),
                 min_requests=s.get("min_requests", 0),
+                close=close,
                 client_cpu_percent=client.get("cpu_percent"),
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),
@@ -75,6 +99,7 @@ def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
             by_step.setdefault(r.step, []).append(r)
     out = []
     for step, recs in sorted(by_step.items()):
-        window = Window(min(r.wall_start for r in recs), max(r.wall_end for r in recs) + 1e-6)
-        out.append(StepInfo(step=step, users=recs[0].users or 0, window=window))
+        window = Window(min(r.wall_start for r in recs), max(r.wall_start for r in recs) + 1e-6)
+        close = max(r.wall_end for r in recs) + 1e-6
+        out.append(StepInfo(step=step, users=recs[0].users or 0, window=window, close=close))
     return out

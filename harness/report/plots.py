@@ -74,7 +74,7 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
     ):
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for s in steps:
-            measured = measured_records(records, s.info.step, s.info.window)
+            measured = measured_records(records, s.info.step, s.info.closed_at)
             xs = sorted(v * scale for v in metrics.latency_samples(measured)[key])
             if xs:
                 ax.step(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.analysis import metrics
-from harness.analysis.attribution import measured_records
+from harness.analysis.attribution import split_step
 from harness.analysis.metrics import StepMetrics
 from harness.config.model import Flags
 from harness.records.record import Record
@@ -27,7 +27,9 @@ def compute(
     """Each step's metrics, from the records the attribution rule gives it, and its flags."""
     out = []
     for info in infos:
-        measured = measured_records(records, info.step, info.window)
-        m = metrics.step_metrics(info.step, info.users, measured, records, info.window, price)
+        split = split_step(records, info.step, info.closed_at)
+        m = metrics.step_metrics(
+            info.step, info.users, split.measured, records, info.window, price, split.censored, info.span
+        )
         out.append(StepReport(info, m, step_flags(info, m, flags)))
     return out

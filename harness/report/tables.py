@@ -41,6 +41,25 @@ def _ms(value: float | None) -> str:
     return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}"
 
 
+def _pct(s: StepReport, key: str, q: int, fmt: Callable[[float], str], n_beside: bool = False) -> str:
+    """A percentile cell: "≈ max" when n < 100/(100 − q) samples (the percentile is then the
+    maximum, give or take), and n beside the distribution's first row."""
+    value = getattr(s.m, key)[q]
+    n = (s.m.samples or {}).get(key, 0)
+    text = fmt(value)
+    if n and q > 50 and metrics.at_max(n, q):
+        text += " ≈ max"
+    if n_beside:
+        text += f" (n={n})"
+    return text
+
+
+def _window(m: StepMetrics) -> str:
+    if math.isnan(m.span_s) or m.span_s <= m.window_s:
+        return _f(m.window_s, 1)
+    return f"{_f(m.window_s, 1)} (+{_f(m.span_s - m.window_s, 1)} cool-down)"
+
+
 def _errors(m: StepMetrics) -> str:
     if not m.failed:
         return "0"
@@ -70,39 +89,65 @@ class Row:
 
 
 SAME = "same, {}th percentile"
+AT_MAX = " (\"≈ max\": fewer than 100 ÷ (100 − q) samples, so the percentile is about the largest one)"
 
 ROWS: list[Row] = [
-    Row("Requests measured (ok / failed)", "requests", "{definition}", lambda s: f"{s.m.ok} / {s.m.failed}"),
+    Row(
+        "Requests measured (ok / failed / censored)",
+        "requests",
+        "{definition}",
+        lambda s: f"{s.m.ok} / {s.m.failed} / {s.m.censored}",
+    ),
     Row("Mean input tokens", "mean_input_tokens", "{definition}", lambda s: _f(s.m.mean_input_tokens, 0)),
     Row("Mean output tokens", "mean_output_tokens", "{definition}", lambda s: _f(s.m.mean_output_tokens, 1)),
     Row(
         "TTFT p50 (ms)",
         "ttft",
-        "{definition}, 50th percentile (exact, linear interpolation)",
-        lambda s: _ms(s.m.ttft[50]),
+        "{definition}, 50th percentile (exact, linear interpolation); n = samples",
+        lambda s: _pct(s, "ttft", 50, _ms, n_beside=True),
     ),
-    Row("TTFT p90 (ms)", "ttft", SAME.format(90), lambda s: _ms(s.m.ttft[90])),
-    Row("TTFT p99 (ms)", "ttft", SAME.format(99), lambda s: _ms(s.m.ttft[99])),
-    Row("ITL p50 (ms/token)", "itl", "{definition}, p50 — {aka}", lambda s: _ms(s.m.itl[50])),
-    Row("ITL p99 (ms/token)", "itl", SAME.format(99), lambda s: _ms(s.m.itl[99])),
+    Row("TTFT p90 (ms)", "ttft", SAME.format(90) + AT_MAX, lambda s: _pct(s, "ttft", 90, _ms)),
+    Row("TTFT p99 (ms)", "ttft", SAME.format(99) + AT_MAX, lambda s: _pct(s, "ttft", 99, _ms)),
+    Row(
+        "ITL p50 (ms/token)",
+        "itl",
+        "{definition}, p50 — {aka}; n = samples",
+        lambda s: _pct(s, "itl", 50, _ms, n_beside=True),
+    ),
+    Row("ITL p99 (ms/token)", "itl", SAME.format(99) + AT_MAX, lambda s: _pct(s, "itl", 99, _ms)),
     Row(
         "E2E ÷ tokens p50 (ms/token)",
         "e2e_per_token",
-        "{definition} — {aka}",
-        lambda s: _ms(s.m.e2e_per_token[50]),
+        "{definition} — {aka}; n = samples",
+        lambda s: _pct(s, "e2e_per_token", 50, _ms, n_beside=True),
     ),
-    Row("Token gap p50 (ms)", "gap", "{definition}, p50 — {aka}", lambda s: _ms(s.m.gap[50])),
-    Row("Token gap p99 (ms)", "gap", SAME.format(99), lambda s: _ms(s.m.gap[99])),
-    Row("Largest gap p50 (ms)", "max_gap", "{definition}, p50 over requests", lambda s: _ms(s.m.max_gap[50])),
-    Row("E2E p50 (s)", "e2e", "{definition}, p50", lambda s: _f(s.m.e2e[50], 2)),
-    Row("E2E p99 (s)", "e2e", SAME.format(99), lambda s: _f(s.m.e2e[99], 2)),
+    Row(
+        "Token gap p50 (ms)",
+        "gap",
+        "{definition}, p50 — {aka}; n = gaps",
+        lambda s: _pct(s, "gap", 50, _ms, n_beside=True),
+    ),
+    Row("Token gap p99 (ms)", "gap", SAME.format(99) + AT_MAX, lambda s: _pct(s, "gap", 99, _ms)),
+    Row(
+        "Largest gap p50 (ms)",
+        "max_gap",
+        "{definition}, p50 over requests; n = samples",
+        lambda s: _pct(s, "max_gap", 50, _ms, n_beside=True),
+    ),
+    Row(
+        "E2E p50 (s)",
+        "e2e",
+        "{definition}, p50; n = samples",
+        lambda s: _pct(s, "e2e", 50, lambda v: _f(v, 2), n_beside=True),
+    ),
+    Row("E2E p99 (s)", "e2e", SAME.format(99) + AT_MAX, lambda s: _pct(s, "e2e", 99, lambda v: _f(v, 2))),
     Row(
         "Throughput (output tokens/s)", "throughput_tps", "{definition}", lambda s: _f(s.m.throughput_tps, 2)
     ),
     Row(
         "Throughput, completed requests (tokens/s)",
         "completed_throughput_tps",
-        "{definition} (lumpy when a window holds few batches; the row above is the smoother, exact one)",
+        "{definition} (lumpy when a step holds few batches; the row above is the smoother, exact one)",
         lambda s: _f(s.m.completed_throughput_tps, 2),
     ),
     Row(
@@ -125,7 +170,7 @@ ROWS: list[Row] = [
         "{definition}",
         lambda s: "n/a" if math.isnan(s.m.cost_per_million) else f"${s.m.cost_per_million:,.2f}",
     ),
-    Row("Window (s)", "window_s", "{definition}", lambda s: _f(s.m.window_s, 1)),
+    Row("Window (s)", "window_s", "{definition}", lambda s: _window(s.m)),
     Row("Client CPU (%)", "client_cpu_percent", "{definition}", lambda s: _f(s.info.client_cpu_percent, 0)),
     Row(
         "Client lag p99 (ms)",
@@ -185,9 +230,11 @@ CSV_FIELDS = [
     "step",
     "users",
     "window_s",
+    "sent",
     "requests",
     "ok",
     "failed",
+    "censored",
     "error_rate",
     "errors",
     "mean_input_tokens",
@@ -217,6 +264,7 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
         row["flags"] = "; ".join(s.flags)
         for key in DIST_FIELDS:
+            row[f"{key}_n"] = (m.samples or {}).get(key, 0)
             unit = "" if key == "output_tps" else "_s"
             for q, v in getattr(m, key).items():
                 row[f"{key}_p{q}{unit}"] = v

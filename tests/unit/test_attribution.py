@@ -19,33 +19,42 @@ from harness.analysis.attribution import (
     completed_in,
     counts_tokens,
     measured_records,
+    split_step,
 )
 from harness.analysis.definitions import docs_markdown
 
 
 def test_each_clause_of_the_rule_holds() -> None:
-    w = Window(1000.0, 1010.0)
+    w = Window(1000.0, 1010.0)  # the window; the cool-down closed the step at 1011.5
+    close = 1011.5
     # make_record(i): sent at 1000 + i, E2E 2 s, tokens at +0.5 .. +0.54 s
     sent_here = make_record(1, step=3, phase="measure")
-    after_ramp = make_record(0, step=3, phase="warmup", wall_start=999.5)
+    in_warmup = make_record(0, step=3, phase="warmup", wall_start=999.5)
     in_ramp = make_record(2, step=3, phase="ramp")
-    in_flight = make_record(9, step=3, phase="measure")  # ends at 1011: still in flight at the close
+    in_flight = make_record(9, step=3, phase="measure")  # ends at 1011: in flight when the window closed
+    in_cooldown = make_record(10, step=3, phase="cooldown")
+    open_at_cap = make_record(9, step=3, phase="measure", wall_start=1009.8)  # ends at 1011.8 > close
     other_step = make_record(3, step=2, phase="measure")
     failed = make_record(4, step=3, phase="measure", error_type="overloaded")
     cancelled = make_record(5, step=3, phase="measure", error_type="cancelled")
-    recs = [sent_here, after_ramp, in_ramp, in_flight, other_step, failed, cancelled]
-    # "belongs to the step in which it was sent", "sent after the ramp", "completed inside the window";
-    # failed requests are errors; cancelled ones count in no latency or error row
-    assert measured_records(recs, 3, w) == [sent_here, after_ramp, failed]
+    recs = [sent_here, in_warmup, in_ramp, in_flight, in_cooldown, open_at_cap, other_step, failed, cancelled]
+    # "counts in the step whose measurement window it was sent in, however long it takes" (the
+    # cool-down's own requests count nowhere); "ok, failed, or censored (still open when the
+    # cool-down's hard cap closed the step, or cancelled by the client)"
+    assert measured_records(recs, 3, close) == [sent_here, in_flight, failed]
+    split = split_step(recs, 3, close)
+    assert split.censored == [open_at_cap, cancelled] and split.sent == 5  # never silently dropped
     # "throughput counts token events of successful requests ... and those the client cancelled;
     # failed requests never add tokens" — whichever step sent them
     assert [counts_tokens(r) for r in (sent_here, other_step, failed, cancelled)] == [True, True, False, True]
+    # "arrived between the window's opening and the step's close": all tokens of recs come by 1010.54
+    span = Window(w.start, close)
     tokens = 3 * sum(1 for r in recs if counts_tokens(r))
-    assert metrics.aggregate_output_tps(recs, w) == pytest.approx(tokens / 10)
-    # requests per minute: successful requests completed inside the window, whichever step sent them
-    assert other_step in completed_in(recs, w) and in_flight not in completed_in(recs, w)
-    done_ok = sum(1 for r in completed_in(recs, w) if r.ok)
-    assert metrics.requests_per_minute(recs, w) == pytest.approx(done_ok * 6)
+    assert metrics.aggregate_output_tps(recs, span) == pytest.approx(tokens / 11.5)
+    # requests per minute: successful requests completed inside the span, whichever step sent them
+    assert other_step in completed_in(recs, span) and open_at_cap not in completed_in(recs, span)
+    done_ok = sum(1 for r in completed_in(recs, span) if r.ok)
+    assert metrics.requests_per_minute(recs, span) == pytest.approx(done_ok * 60 / 11.5)
 
 
 def test_every_output_states_the_rule_from_the_constant(tmp_path: Path) -> None:

@@ -31,7 +31,10 @@ def test_defaults() -> None:
     c = load_config(None, environ={})
     assert c.users == [1, 2, 4, 8, 16, 32, 64]
     st = c.plan_steps()[0]
-    assert st.warmup.min_s == 10 and st.measure.min_s == 60
+    assert st.warmup.min_s == 10 and st.measure.min_s == 0
+    # a window of measured requests (enough that p99 is not simply the maximum), with a time cap
+    assert st.measure.min_requests == 100 and st.measure.max_s == 900
+    assert st.cooldown_max_s == c.request.timeout_s + 5  # every request sent in the window ends by then
     assert c.request.api == "generate_stream" and c.target.price_per_hour is None
 
 
@@ -43,7 +46,9 @@ def test_shipped_scenarios_are_valid_and_found_by_name() -> None:
     assert seed.target.server_env["MAX_BATCH_SIZE"] == "8"
     default = load_config(find_scenario("default"), environ={})
     assert default.users == [1, 2, 4, 8, 16]
-    assert sum(s.measure.max_s + s.warmup.max_s for s in default.plan_steps()) <= 160  # make bench ≤ 3 min
+    # windows of measured requests (they fit any server), each with a time cap
+    assert [s.measure.min_requests for s in default.plan_steps()] == [4, 4, 4, 8, 16]
+    assert all(s.measure.max_s == 300 and s.warmup.max_s == 0 for s in default.plan_steps())
     assert seed.steps.restart and default.steps.restart
 
 
@@ -92,15 +97,15 @@ def test_command_line_windows_win_over_per_step_windows() -> None:
     whose steps each carry their own window."""
     path = find_scenario("default")
     base = load_config(path, environ={}).plan_steps()
-    assert [s.measure.max_s for s in base] == [21, 26, 21, 35, 42]
+    assert [s.measure.min_requests for s in base] == [4, 4, 4, 8, 16]
     longer = load_config(path, cli=cli("--measure-min-s", "60"), environ={}).plan_steps()
-    assert all(s.measure.min_s == 60 and s.measure.max_s == 60 for s in longer)  # file's max_s dropped
+    assert all(s.measure.min_s == 60 and s.measure.max_s == 300 for s in longer)
+    assert [s.measure.min_requests for s in longer] == [4, 4, 4, 8, 16]  # the per-step tables' own
     capped = load_config(path, cli=cli("--measure-max-s", "120", "--measure-min-requests", "5"),
                          environ={}).plan_steps()
     assert all(s.measure.max_s == 120 and s.measure.min_requests == 5 for s in capped)
-    assert [s.measure.min_s for s in capped] == [21, 26, 21, 35, 42]  # the file's own, still ≤ max
     short = load_config(path, environ={"HARNESS_MEASURE_MAX_S": "10"}).plan_steps()
-    assert all(s.measure.min_s == 10 and s.measure.max_s == 10 for s in short)
+    assert all(s.measure.max_s == 10 for s in short)
 
 
 def test_per_step_tables_and_derived_max(tmp_path: Path) -> None:

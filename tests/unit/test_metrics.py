@@ -130,15 +130,18 @@ def test_aggregate_throughput_counts_token_arrivals_of_successes_in_window() -> 
 
 
 def test_measured_records_rule() -> None:
-    w = Window(1000.0, 1020.0)
+    close = 1040.0  # the window closed at 1020; the cool-down ended the step at 1040
     ok = rec(wall_start=1001.0)  # sent in the window, completes inside
-    from_warmup = rec(wall_start=999.0, phase="warmup")  # sent after the ramp, completes inside: counts
+    from_warmup = rec(wall_start=999.0, phase="warmup")  # sent before the window: never
     ramp = rec(wall_start=999.5, phase="ramp")  # sent while users were being added: never
-    straddles = rec(wall_start=1019.0)  # still in flight when the window closes: in no step
+    straddles = rec(wall_start=1019.0)  # still in flight when the window closes: counts all the same
+    cooldown = rec(wall_start=1021.0, phase="cooldown")  # sent in the cool-down: never
     other_step = rec(wall_start=1001.0, step=1)
     failed = rec(error="timeout", wall_start=1005.0)
-    got = attribution.measured_records([ok, from_warmup, ramp, straddles, other_step, failed], 0, w)
-    assert got == [ok, from_warmup, failed]
+    recs = [ok, from_warmup, ramp, straddles, cooldown, other_step, failed]
+    assert attribution.measured_records(recs, 0, close) == [ok, straddles, failed]
+    late = attribution.split_step(recs, 0, 1019.5)  # a cool-down cut short by its hard cap
+    assert late.measured == [ok, failed] and late.censored == [straddles] and late.sent == 3
 
 
 def test_cost_per_million_matches_seed_formula() -> None:
@@ -155,7 +158,8 @@ def test_step_metrics() -> None:
     ]
     measured.append(rec(error="timeout", wall_start=1005.0))
     m = metrics.step_metrics(0, 4, measured, measured, w, 0.76)
-    assert (m.requests, m.ok, m.failed) == (4, 3, 1)
+    assert (m.requests, m.ok, m.failed, m.censored, m.sent) == (4, 3, 1, 0, 4)
+    assert m.samples["ttft"] == 3 and m.samples["gap"] == 30
     assert m.errors == {"timeout": 1}
     assert m.error_rate == pytest.approx(0.25)
     assert m.ttft[50] == pytest.approx(2.0)
@@ -164,3 +168,21 @@ def test_step_metrics() -> None:
     assert m.mean_output_tokens == 11
     assert m.throughput_tps == pytest.approx(33 / 30)
     assert m.cost_per_million == pytest.approx(0.76 / (33 / 30 * 3600) * 1e6)
+
+
+def test_a_step_without_a_measured_request_shows_no_throughput_or_cost() -> None:
+    """Bug: 0 requests measured at 8 and 16 users printed 1.68 tok/s and $125 per 1M tokens."""
+    w = Window(1000.0, 1030.0)
+    others = [rec(wall_start=1000.0, step=1)]  # tokens arrived in the window, from another step
+    censored = [rec(wall_start=1001.0, ttft=40.0)]
+    m = metrics.step_metrics(0, 8, [], others, w, 0.76, censored)
+    assert (m.requests, m.ok, m.sent, m.censored) == (0, 0, 1, 1)
+    assert math.isnan(m.throughput_tps) and math.isnan(m.cost_per_million) and math.isnan(m.rpm)
+    assert math.isnan(m.ttft[50]) and m.samples["ttft"] == 0
+
+
+def test_at_max_marks_percentiles_with_too_few_samples() -> None:
+    # n < 100 / (100 − q): p99 needs 100 samples, p90 needs 10
+    assert metrics.at_max(99, 99) and not metrics.at_max(100, 99)
+    assert metrics.at_max(9, 90) and not metrics.at_max(10, 90)
+    assert metrics.at_max(1, 50) and not metrics.at_max(2, 50)

@@ -1,20 +1,20 @@
-"""A request the client abandoned is not a server error: it counts in no step."""
+"""A request the client abandoned is not a server error: it is censored, in no latency or error row."""
 
 from __future__ import annotations
 
 from support.records import make_record
 
-from harness.analysis.attribution import Window, measured_records
+from harness.analysis.attribution import Window, split_step
 from harness.analysis.metrics import errors_by_type
 
 
 def test_cancelled_requests_are_not_measured():
-    window = Window(1000.0, 1100.0)
     ok = make_record(1, step=2, phase="measure")
     failed = make_record(2, step=2, phase="measure", error_type="generation", token_us=())
     cancelled = make_record(3, step=2, phase="measure", error_type="cancelled", token_us=())
-    counted = measured_records([ok, failed, cancelled], 2, window)
-    assert [r.request_id for r in counted] == ["r1", "r2"]
+    split = split_step([ok, failed, cancelled], 2, close=1100.0)
+    counted = split.measured
+    assert [r.request_id for r in counted] == ["r1", "r2"] and split.censored == [cancelled]
     assert errors_by_type(counted) == {"generation": 1}
 
 

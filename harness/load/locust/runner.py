@@ -38,8 +38,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     shape = SweepShape()
     shape.monitor = ClientMonitor().start()
     shared.configure(cfg)
-    # No stop timeout: requests still in flight when the last window closes count in no step's
-    # statistics (harness.analysis.metrics.measured_records), so waiting for them would only cost time.
+    # No stop timeout: the last step's cool-down already waited for every request its window counts
+    # (harness.analysis.attribution); the ones still in flight were sent in the cool-down.
     env = Environment(
         user_classes=[user_class(cfg.request.api)],
         shape_class=shape,

@@ -5,13 +5,18 @@ tags records through `harness.load.runstate` (and broadcasts the tag to workers 
 mode, see harness.load.locust.listeners), and keeps each phase's wall-clock span and the client's
 CPU, from which `steps_json` gives each step's windows and client health for the run log.
 
+Window counts: users count the requests they send inside a step's measurement window, and when
+each of those ends, in Locust stats entries (harness.load.runstate.window_name), which a master
+receives summed over its workers; the plan closes a request-count window and the cool-down on them.
+
 Step rule with `[steps] restart = true`: at each step boundary the shape first returns 0 users, so
 the runner (or, distributed, every worker) kills all users of the previous step — their in-flight
 requests end as "cancelled" records that count in no step — and at its next poll (~1 s later,
 once the runner reports no users) returns the step's N users at a spawn rate of at least N, so
-all N start together and send their first requests at once. Those first requests are tagged
-"warmup" (not "ramp"), so they count in distributed runs too, where workers start sending before
-the master hears that spawning is complete.
+all N start together and send their first requests at once. Those first requests carry the tag of
+the phase after the ramp ("warmup", or "measure" without a warm-up: they open the window), so they
+count in distributed runs too, where workers start sending before the master hears that spawning
+is complete.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from typing import Any
 
 from locust import LoadTestShape
-from locust.runners import MasterRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
 from harness.load import runstate
 from harness.load.health import WorkerHealth, summarize
@@ -30,6 +35,9 @@ from harness.load.plan import SweepPlan, fixed_plan
 
 STEP_MESSAGE = "harness_step"
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
+# Distributed, the window counts reach the master with the workers' stats reports: a cool-down lasts at
+# least one report interval and a second, so requests sent just before the window closed are seen.
+DISTRIBUTED_COOLDOWN_MIN_S = WORKER_REPORT_INTERVAL + 1.0
 
 
 class PlanShape(LoadTestShape):
@@ -75,6 +83,17 @@ class PlanShape(LoadTestShape):
         """Successful requests so far (Locust's Aggregated row counts each request once)."""
         total = self.runner.stats.total
         return total.num_requests - total.num_failures
+
+    def window_counts(self, step: int) -> tuple[int, int]:
+        """(sent, still open) of requests sent in step `step`'s window, from the users' live counts
+        (harness.load.locust.users; distributed: summed over the workers' stats reports)."""
+        entries = self.runner.stats.entries
+        name = runstate.window_name(step)
+        sent = entries.get((name, runstate.WINDOW_SENT))
+        ended = entries.get((name, runstate.WINDOW_ENDED))
+        n_sent = sent.num_requests if sent is not None else 0
+        n_ended = ended.num_requests if ended is not None else 0
+        return n_sent, max(n_sent - n_ended, 0)
 
     def tick(self) -> tuple[int, float] | None:
         self._ticked = True
@@ -124,7 +143,9 @@ class PlanShape(LoadTestShape):
         if self._wall0 is None:
             self._wall0 = time.time() - self.get_run_time()
         now = self.get_run_time()
-        tick = self.plan.tick(now, self.completed(), spawned=spawned)
+        current = self.plan.current()
+        sent, open_ = self.window_counts(current.step) if current is not None else (0, 0)
+        tick = self.plan.tick(now, self.completed(), spawned=spawned, window_sent=sent, window_open=open_)
         cpu = self.monitor.cpu_seconds() if self.monitor else None
         while len(self._cpu_at) < len(self.plan.spans):
             self._cpu_at.append(cpu)
@@ -172,6 +193,7 @@ class PlanShape(LoadTestShape):
             )
             end_wall = None if span.end is None else self._wall0 + span.end
             entry["phases"][span.phase] = {
+                "tag": span.tag,
                 "start_wall": self._wall0 + span.start,
                 "end_wall": end_wall,
                 "completed": span.completed,
@@ -202,7 +224,10 @@ class SweepShape(PlanShape):
 
     def make_plan(self) -> SweepPlan:
         cfg = shared.config
-        return SweepPlan(cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart)
+        cooldown_min = DISTRIBUTED_COOLDOWN_MIN_S if isinstance(self.runner, MasterRunner) else 0.0
+        return SweepPlan(
+            cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart, cooldown_min_s=cooldown_min
+        )
 
 
 class FixedUsersShape(PlanShape):

@@ -25,6 +25,7 @@ from locust import User, constant, task
 from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig
+from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.records.record import Record, RecordWriter, worker_id
@@ -168,10 +169,22 @@ class StreamingUser(User):
         self.send(body, prompt.input_tokens, prompt.max_new_tokens)
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
-        """Run one request, record it, and report it to the live view."""
-        rec, received = apis.run_request(
-            self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
-        )
+        """Run one request, record it, and report it to the live view.
+
+        A request sent inside a step's measurement window is counted as sent and, however it ends
+        (even cancelled), as ended: the shape closes the window and the cool-down on these counts.
+        """
+        tag = runstate.current()
+        window = runstate.window_name(tag.step) if tag.phase == "measure" and tag.step is not None else None
+        if window is not None:
+            self._stats.entries[(window, runstate.WINDOW_SENT)].log(0, 0)
+        try:
+            rec, received = apis.run_request(
+                self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
+            )
+        finally:
+            if window is not None:
+                self._stats.entries[(window, runstate.WINDOW_ENDED)].log(0, 0)
         self.report(rec, received)
         return rec
 
