@@ -149,17 +149,20 @@ def test_summary_equals_independent_computation(run: Path) -> None:
     price = json.loads((run / "manifest.json").read_text())["config"]["target"]["price_per_hour"]
     failed_with_tokens = 0
     for s in steps:
-        lo, hi = s["phases"]["measure"]["start_wall"], s["phases"]["measure"]["end_wall"]
+        # the window opens with the first span tagged "measure" (a restart's one-shot ramp without a
+        # warm-up) and the step closes when its cool-down ends
+        phases = s["phases"]
+        lo = min(p["start_wall"] for p in phases.values() if p["tag"] == "measure")
+        close = phases["cooldown"]["end_wall"]
         end = lambda r: r["wall_start"] + r["t_end"] - r["t_send"]  # noqa: E731
-        # requests the client cancelled (users stopped at a step boundary or at the end) count nowhere
-        mine = [
-            r
-            for r in raw
-            if r["step"] == s["step"]
-            and r["phase"] in ("warmup", "measure")
-            and r["error_type"] != "cancelled"
-            and lo <= end(r) < hi
-        ]
+        # a request counts in the step whose window it was sent in; still open at the close (or
+        # cancelled by the client): censored, in no latency or error row
+        sent = [r for r in raw if r["step"] == s["step"] and r["phase"] == "measure"]
+        censored = [r for r in sent if r["error_type"] == "cancelled" or end(r) > close]
+        mine = [r for r in sent if r not in censored]
+        row = rows[s["users"]]
+        assert int(row["sent"]) == len(sent) and int(row["censored"]) == len(censored)
+        hi = close  # throughput, requests/min: from the window's opening to the step's close
         ok = [r for r in mine if r["error_type"] is None]
         bad = [r for r in mine if r["error_type"] is not None]
         row = rows[s["users"]]
