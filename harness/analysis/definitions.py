@@ -88,13 +88,25 @@ METRICS: tuple[Metric, ...] = (
         key="mean_output_tokens",
         name="Mean output tokens",
         unit="tokens",
-        definition="mean token events received per successful measured request (counted from the stream, "
-        "not re-tokenized)",
+        definition="mean tokens generated per successful measured request: the server's count "
+        "(details.generated_tokens / usage.completion_tokens) when reported, else the token events "
+        "received (never re-tokenized)",
         counts=MEASURED_OK,
         vllm="`total_output` (a total)",
         guidellm="`output_token_count`",
         aiperf="`output_sequence_length` (OSL)",
         llmperf="`number_output_tokens`",
+    ),
+    Metric(
+        key="mean_output_events",
+        name="Token events",
+        unit="events per request (coalesced)",
+        definition="mean token events received per successful measured request, beside the tokens: they "
+        "differ when a server packs several tokens in an event or sends a role-only one; coalesced = "
+        "events that arrived in the same read as the previous one (the token gaps of 0)",
+        counts=MEASURED_OK,
+        vllm="chunks (one `itl` sample each)",
+        aiperf="`inter_chunk_latency` samples",
     ),
     Metric(
         key="ttft",
@@ -111,7 +123,7 @@ METRICS: tuple[Metric, ...] = (
         key="itl",
         name="ITL",
         unit="ms/token",
-        definition="per request (E2E − TTFT) ÷ (output tokens − 1)",
+        definition="per request (last token's arrival − first token's arrival) ÷ (output tokens − 1)",
         counts=MEASURED_OK + " with at least 2 token events",
         vllm="`tpot` (TPOT)",
         guidellm="`inter_token_latency_ms` (ITL)",
@@ -160,8 +172,9 @@ METRICS: tuple[Metric, ...] = (
         key="throughput_tps",
         name="Throughput",
         unit="output tokens/s",
-        definition="token events of successful (or client-cancelled) requests that arrived between the "
-        "window's opening and the step's close ÷ that span (n/a when the step measured no request)",
+        definition="tokens of successful (or client-cancelled) requests that arrived between the "
+        "window's opening and the step's close ÷ that span (each event weighs its request's tokens per "
+        "event; n/a when the step measured no request)",
         counts=ARRIVED,
         vllm="`output_throughput` (Σ output tokens ÷ benchmark duration)",
         guidellm="`output_tokens_per_second` (time-weighted over token timestamps)",

@@ -58,6 +58,25 @@ def mean(values: Iterable[float]) -> float:
 # --- per request ----------------------------------------------------------------------------
 
 
+def output_tokens(r: Record) -> int:
+    """Tokens generated: the server's count (details.generated_tokens / usage.completion_tokens) when
+    it reported one, else the token events received (a server may pack several tokens in an event,
+    or send a role-only event: the event count is kept beside it, `Record.output_tokens`)."""
+    return r.server_output_tokens if r.server_output_tokens is not None else r.output_tokens
+
+
+def token_count_differs(r: Record) -> bool:
+    """The server's count and the event count differ by more than 1 (one role-only event is normal)."""
+    return r.server_output_tokens is not None and abs(r.server_output_tokens - r.output_tokens) > 1
+
+
+def coalesced_events(r: Record) -> int:
+    """Token events that arrived in the same read as the one before them (same stamp): the zeros
+    of the token-gap distribution."""
+    t = r.token_us
+    return sum(1 for i in range(1, len(t)) if t[i] == t[i - 1])
+
+
 def ttft_s(r: Record) -> float | None:
     """Seconds from send to the first token event; None when no token arrived."""
     return r.token_us[0] / 1e6 if r.token_us else None
@@ -69,17 +88,19 @@ def e2e_s(r: Record) -> float:
 
 
 def itl_s(r: Record) -> float | None:
-    """(E2E − TTFT) / (N − 1): decode time per token after the first (vLLM TPOT)."""
-    n = r.output_tokens
-    first = ttft_s(r)
-    if first is None or n < 2:
+    """(last token − first token) / (N − 1), N = tokens: decode time per token after the first
+    (vLLM TPOT), from the last token's arrival, not the end of the body."""
+    n = output_tokens(r)
+    t = r.token_us
+    if len(t) < 2 or n < 2:
         return None
-    return (e2e_s(r) - first) / (n - 1)
+    return (t[-1] - t[0]) / 1e6 / (n - 1)
 
 
 def e2e_per_token_s(r: Record) -> float | None:
     """E2E / N, TTFT included (llmperf's "inter-token latency")."""
-    return e2e_s(r) / r.output_tokens if r.output_tokens > 0 else None
+    n = output_tokens(r)
+    return e2e_s(r) / n if n > 0 else None
 
 
 def gaps_s(r: Record) -> list[float]:
@@ -96,8 +117,8 @@ def max_gap_s(r: Record) -> float | None:
 
 def output_tps(r: Record) -> float | None:
     """Per-request output tokens/s, N / E2E (llmperf request_output_throughput)."""
-    e2e = e2e_s(r)
-    return r.output_tokens / e2e if e2e > 0 and r.output_tokens > 0 else None
+    e2e, n = e2e_s(r), output_tokens(r)
+    return n / e2e if e2e > 0 and n > 0 else None
 
 
 def input_tokens(r: Record) -> int | None:
@@ -130,22 +151,29 @@ def latency_samples(records: Sequence[Record]) -> dict[str, list[float]]:
 
 
 def aggregate_output_tps(records: Iterable[Record], window: Window) -> float:
-    """Token events that arrived inside the window ÷ window length, from the requests whose tokens
-    count (`attribution.counts_tokens`: successful or client-cancelled, whichever step sent them).
+    """Tokens that arrived inside the span ÷ its length, from the requests whose tokens count
+    (`attribution.counts_tokens`: successful or client-cancelled, whichever step sent them).
 
     Exact from `token_us`, so it does not jump when a batch completes as the completed-request
-    figure does.
+    figure does. Each event weighs its request's tokens per event (the server's count ÷ events), so a
+    server that packs several tokens in an event is not under-counted.
     """
     if window.duration <= 0:
         return math.nan
-    return sum(tokens_in(r, window) for r in records if counts_tokens(r)) / window.duration
+    total = 0.0
+    for r in records:
+        if counts_tokens(r) and r.token_us:
+            k = tokens_in(r, window)
+            # an event may carry several tokens: each event weighs the request's tokens per event
+            total += k if not k or r.server_output_tokens is None else k * output_tokens(r) / len(r.token_us)
+    return total / window.duration
 
 
 def completed_output_tps(records: Iterable[Record], window: Window) -> float:
     """Output tokens of successful requests *completed* in the window ÷ window (llmperf-like; coarser)."""
     if window.duration <= 0:
         return math.nan
-    return sum(r.output_tokens for r in completed_in(records, window) if r.ok) / window.duration
+    return sum(output_tokens(r) for r in completed_in(records, window) if r.ok) / window.duration
 
 
 def requests_per_minute(records: Iterable[Record], window: Window) -> float:
@@ -199,6 +227,9 @@ class StepMetrics:
     censored: int = 0  # sent in the window, still open when the step closed (or client-cancelled)
     span_s: float = math.nan  # window opening → step close: the span throughput is measured over
     samples: dict[str, int] | None = None  # distribution → number of samples (n)
+    mean_output_events: float = math.nan  # token events per successful request (beside the tokens)
+    coalesced_events: int = 0  # token events that arrived in the same read as the previous one
+    token_count_differs: int = 0  # successful requests whose server count and event count differ by > 1
 
 
 def step_metrics(
@@ -240,7 +271,7 @@ def step_metrics(
         error_rate=failed / len(measured) if measured else math.nan,
         mean_input_tokens=mean(_present(input_tokens(r) for r in ok)),
         mean_client_input_tokens=mean(_present(r.input_tokens for r in ok)),
-        mean_output_tokens=mean(r.output_tokens for r in ok),
+        mean_output_tokens=mean(output_tokens(r) for r in ok),
         mean_server_output_tokens=mean(_present(r.server_output_tokens for r in ok)),
         ttft=pct("ttft"),
         itl=pct("itl"),
@@ -258,4 +289,7 @@ def step_metrics(
         censored=len(censored),
         span_s=span.duration,
         samples={key: len(samples[key]) for key in DISTRIBUTIONS},
+        mean_output_events=mean(r.output_tokens for r in ok),
+        coalesced_events=sum(coalesced_events(r) for r in ok),
+        token_count_differs=sum(1 for r in ok if token_count_differs(r)),
     )

@@ -127,8 +127,8 @@ def run_request(
     BaseException propagates).
     """
     tag = runstate.current()
-    wall = time.time()
-    t_send = _perf()
+    wall0, perf0 = time.time(), _perf()  # wall_start is derived from the send instant (after connect)
+    t_send = perf0
     token_us: list[int] = []
     out = Outcome()
     status: int | None = None
@@ -169,21 +169,23 @@ def run_request(
     except BaseException:
         conn.close()
         out.error_type, out.error = "cancelled", "request cancelled (user stopped)"
-        sink(_record(api, worker, tag, wall, t_send, _perf(), token_us, input_tokens, max_new_tokens,
-                     status, out))
+        sink(_record(api, worker, tag, wall0 + (t_send - perf0), t_send, _perf(), token_us, input_tokens,
+                     max_new_tokens, status, out, resp))
         raise
     if resp is not None:
         received = resp.bytes_received
         if out.error_type is None:
             t_end = resp.t_last  # the recv() that ended the body
-    rec = _record(api, worker, tag, wall, t_send, t_end, token_us, input_tokens, max_new_tokens, status, out)
+    rec = _record(api, worker, tag, wall0 + (t_send - perf0), t_send, t_end, token_us, input_tokens,
+                  max_new_tokens, status, out, resp)
     sink(rec)
     return rec, received
 
 
 def _record(api: Api, worker: str, tag: runstate.StepTag, wall: float, t_send: float, t_end: float,
             token_us: list[int], input_tokens: int | None, max_new_tokens: int | None,
-            status: int | None, out: Outcome) -> Record:  # fmt: skip
+            status: int | None, out: Outcome, resp: Response | None = None) -> Record:  # fmt: skip
+    head = None if resp is None or resp.t_first_byte is None else round((resp.t_first_byte - t_send) * 1e6)
     return Record(
         request_id=uuid.uuid4().hex,
         worker=worker,
@@ -204,4 +206,7 @@ def _record(api: Api, worker: str, tag: runstate.StepTag, wall: float, t_send: f
         error_type=out.error_type,
         error=out.error,
         phase=tag.phase,
+        connect_s=None if resp is None else resp.connect_s,
+        reused=None if resp is None else resp.reused,
+        headers_us=head,
     )

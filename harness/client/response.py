@@ -51,6 +51,7 @@ class Response:
         "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
         "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
         "t_last", "_buf", "_recv", "_gevent", "_timer", "_waiting", "_expired", "_pump", "_kstamp",
+        "reused", "connect_s",
     )  # fmt: skip
 
     def __init__(self, conn: Connection, sock: socket.socket, t_send: float, deadline: float, method: str):
@@ -69,6 +70,8 @@ class Response:
         self.bytes_received = 0  # body bytes on the wire (chunk framing included)
         self.t_first_byte: float | None = None
         self.t_last = t_send  # stamp of the latest recv()
+        self.reused = False  # sent on a kept-alive connection (set by Connection.request)
+        self.connect_s = 0.0  # seconds this request spent connecting (0 on a reused connection)
         self._buf = b""  # read past the head (until the body reader takes it), or past the body
         self._gevent = conn.gevent
         self._kstamp = conn.kernel_stamps

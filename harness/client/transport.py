@@ -144,7 +144,9 @@ class Connection:
 
         On a reused connection that turns out to be closed by the server (idle keep-alive
         timeout) before any response byte, the request is retried once on a fresh connection.
-        `Response.t_send` is stamped just before the request bytes are written (after connect).
+        `Response.t_send` is stamped just before the request bytes are written (after connect);
+        `Response.reused` / `connect_s` say whether it went on a kept-alive connection and how long
+        connecting took.
         """
         deadline_s = self.timeout if timeout is None else timeout
         head = self._head(method, path, body, headers)
@@ -152,10 +154,13 @@ class Connection:
             self._last._disarm()
             if not self._last.complete:
                 self.close()
+        connect_s = 0.0
         for attempt in (0, 1):
             reused = self.sock is not None
             if not reused:
+                t_connect = _perf()
                 self.connect()
+                connect_s += _perf() - t_connect
             sock = self.sock
             assert sock is not None
             t_send = _perf()
@@ -168,6 +173,7 @@ class Connection:
                     sock.sendall(head)
                     sock.sendall(body)
                 resp = Response(self, sock, t_send, deadline, method)
+                resp.reused, resp.connect_s = reused, connect_s
                 self._last = resp  # close() disarms its deadline timer
                 resp._read_head()
             except Stale:

@@ -10,6 +10,10 @@ Header grammar (case-insensitive keys, `;`-separated `key=value`, whitespace ign
   X-Emulator-Fault: disconnect=<k>             close the TCP connection after k tokens (no final chunk).
   X-Emulator-Fault: stall_ms=<ms>[;after=<k>]  after k tokens (default 1) hold the stream for <ms>.
   X-Emulator-Fault: malformed=<k>              the k-th token event carries truncated JSON.
+  X-Emulator-Fault: tokens_per_event=<k>       one SSE event per k generated tokens (as speculative or
+                       multi-step decoding servers send): the event of every k-th token (and the final
+                       one) stands for the tokens since the previous event; details / usage still
+                       count every token.
   Several may be combined: `stall_ms=500;after=2;malformed=5`.
 
   X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   this request runs on its own exact clock (first token
@@ -31,6 +35,7 @@ class Fault:
     disconnect: int | None = None
     stall_ms: float = 0.0
     malformed: int | None = None
+    tokens_per_event: int = 1
 
     @property
     def error_after(self) -> int:
@@ -61,7 +66,7 @@ def _pairs(spec: str) -> dict[str, str]:
 def parse_fault(spec: str) -> Fault:
     """Parse the X-Emulator-Fault grammar; raises ValueError with a readable message."""
     kv = _pairs(spec)
-    known = {"error", "after", "disconnect", "stall_ms", "malformed"}
+    known = {"error", "after", "disconnect", "stall_ms", "malformed", "tokens_per_event"}
     unknown = set(kv) - known
     if unknown:
         raise ValueError(f"unknown fault keys {sorted(unknown)}; known: {sorted(known)}")
@@ -75,6 +80,7 @@ def parse_fault(spec: str) -> Fault:
             disconnect=int(kv["disconnect"]) if "disconnect" in kv else None,
             stall_ms=float(kv.get("stall_ms", 0)),
             malformed=int(kv["malformed"]) if "malformed" in kv else None,
+            tokens_per_event=max(1, int(kv.get("tokens_per_event", 1))),
         )
     except ValueError as exc:
         raise ValueError(f"bad fault value in {spec!r}: {exc}") from None

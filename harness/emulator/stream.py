@@ -135,10 +135,13 @@ class Gen:
                     data = wire.chunk(b'data:{"object":"text_completion","choices":[{"index":0,"te\n\n')
             elif last:
                 data = self._final_stream_bytes()
+            elif f is not None and i % f.tokens_per_event:
+                data = b""  # held: the event of a later token stands for it
             else:
                 data = self.encode(i, tid)
-            self.conn.transport.write(data)
-            self.last_write = now
+            if data:
+                self.conn.transport.write(data)
+                self.last_write = now
         sched.lat.add(now - deadline)
         if last:
             self.finish()

@@ -30,7 +30,7 @@ class Record:
     api: str  # "generate_stream" | "chat" | "completions" | ...
     step: int | None  # index of the scenario step when the request was sent (None: no sweep)
     users: int | None  # target user count of that step
-    wall_start: float  # time.time() at send
+    wall_start: float  # time.time() at the send instant (t_send), derived from a clock pair
     t_send: float  # perf_counter() just before the request bytes were written
     t_end: float  # perf_counter() at the final event, error, or close
     token_us: tuple[int, ...]  # arrival of each token event, µs after t_send
@@ -43,7 +43,11 @@ class Record:
     status: int | None  # HTTP status (None: no response)
     error_type: str | None  # None when the request succeeded
     error: str | None = None
-    phase: str = "measure"  # "warmup" | "measure" | "ramp": where in its step it was sent
+    phase: str = "measure"  # "ramp" | "warmup" | "measure" | "cooldown": where in its step it was sent
+    # Connection facts (None in records written before they were kept):
+    connect_s: float | None = None  # seconds spent connecting before the send (0.0: reused connection)
+    reused: bool | None = None  # sent on a kept-alive connection
+    headers_us: int | None = None  # first byte of the response head, µs after t_send (TGI: before queueing)
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,9 @@ FLAGS_NOTE = (
     "*high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests were sent in the window)."
+    "reached before min_requests were sent in the window), *tokens ≠ events* (the server's token count "
+    "and the token events differ by more than 1 in some requests: it packs several tokens per event, so "
+    "per-token figures use its count and the token gaps are per event)."
 )
 
 
@@ -25,6 +27,8 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
         out.append("nothing measured")
     if m.censored:
         out.append(f"censored ({m.censored} of {m.sent} still open at the close)")
+    if m.token_count_differs:
+        out.append(f"tokens ≠ events ({m.token_count_differs} of {m.ok} requests)")
     if m.requests and m.error_rate > flags.max_error_rate:
         out.append(f"high error rate ({m.error_rate:.0%})")
     if m.ok < flags.min_samples:

@@ -101,6 +101,12 @@ ROWS: list[Row] = [
     Row("Mean input tokens", "mean_input_tokens", "{definition}", lambda s: _f(s.m.mean_input_tokens, 0)),
     Row("Mean output tokens", "mean_output_tokens", "{definition}", lambda s: _f(s.m.mean_output_tokens, 1)),
     Row(
+        "Token events per request (coalesced)",
+        "mean_output_events",
+        "{definition}",
+        lambda s: f"{_f(s.m.mean_output_events, 1)} ({s.m.coalesced_events})",
+    ),
+    Row(
         "TTFT p50 (ms)",
         "ttft",
         "{definition}, 50th percentile (exact, linear interpolation); n = samples",
@@ -241,6 +247,9 @@ CSV_FIELDS = [
     "mean_client_input_tokens",
     "mean_output_tokens",
     "mean_server_output_tokens",
+    "mean_output_events",
+    "coalesced_events",
+    "token_count_differs",
     "throughput_tps",
     "completed_throughput_tps",
     "completed_in_window",
@@ -298,6 +307,8 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
             e2e_per_token_s=metrics.e2e_per_token_s(r),
             max_gap_s=metrics.max_gap_s(r),
             output_tps=metrics.output_tps(r),
+            tokens=metrics.output_tokens(r),
+            coalesced_events=metrics.coalesced_events(r),
             wall_end=r.wall_end,
         )
         rows.append(d)

@@ -75,9 +75,28 @@ def test_per_request_definitions() -> None:
     assert metrics.output_tps(r) == pytest.approx(11 / 1.5)
 
 
-def test_itl_uses_e2e_not_last_token() -> None:
-    r = rec(ttft=1.0, gap=0.05, n=11, tail=0.1)  # closing 100 ms after the last token
-    assert metrics.itl_s(r) == pytest.approx(0.6 / 10)
+def test_itl_uses_the_last_token_not_the_end_of_the_body() -> None:
+    r = rec(ttft=1.0, gap=0.05, n=11, tail=0.1)  # the body closes 100 ms after the last token
+    assert metrics.itl_s(r) == pytest.approx(0.5 / 10)
+
+
+def test_per_token_figures_use_the_servers_count_when_events_carry_several_tokens() -> None:
+    # 4 events (every third token, as a speculative-decoding server sends them); the server says 12
+    r = rec(ttft=1.0, gap=0.06, n=4, server_output_tokens=12)
+    assert metrics.output_tokens(r) == 12 and r.output_tokens == 4 and metrics.token_count_differs(r)
+    assert metrics.itl_s(r) == pytest.approx(0.18 / 11)
+    assert metrics.e2e_per_token_s(r) == pytest.approx(1.18 / 12)
+    assert metrics.output_tps(r) == pytest.approx(12 / 1.18)
+    # throughput: each event weighs 3 tokens
+    assert metrics.aggregate_output_tps([r], Window(1000.0, 1010.0)) == pytest.approx(12 / 10)
+    # a role-only event (vLLM, llama.cpp) is one more event than tokens: not flagged
+    assert not metrics.token_count_differs(rec(n=5, server_output_tokens=4))
+    assert metrics.output_tokens(rec(n=5, server_output_tokens=None)) == 5  # no server count: events
+
+
+def test_coalesced_events_are_those_stamped_with_the_previous_read() -> None:
+    r = rec(token_us=(100, 100, 250, 400, 400, 400), n=6)
+    assert metrics.coalesced_events(r) == 3
 
 
 def test_stall_shows_in_max_gap_and_pooled_gaps() -> None:
