@@ -49,7 +49,7 @@ def _with(cfg: RunConfig, section: str, **changes: Any) -> RunConfig:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cfg = parse(argv)
+        cfg = parse(argv).with_run_seed()  # prompts no earlier run sent, unless --seed is given
         headers = request_headers(cfg.request, os.environ)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
         shape = run_locust(cfg, url, run_dir)
         runlog.write_steps(run_dir, shape.steps_json())
+        from harness.load.locust.users import shared
+
+        if shared.prompt_stats:  # the seeds and how much of a prefix any two prompts shared
+            runlog.write_end(run_dir, prompts=shared.prompt_stats)
         if emulator is not None:
             from harness.targets.identity import get_json
 

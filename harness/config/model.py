@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -233,7 +234,20 @@ class Request(_Section):
 
 class Workload(_Section):
     tokenizer: str = Field("llama3", description="'llama3' (bundled), a Hub id or a directory")
-    seed: Annotated[int, Field(ge=0)] = Field(11111, description="seed of the prompt and length sampler")
+    seed: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="seed of the prompt texts (default: drawn per run and recorded in the manifest, so "
+        "no run resends an earlier run's prompts; give it to reproduce a run exactly)",
+    )
+    lengths_seed: Annotated[int, Field(ge=0)] = Field(
+        11111, description="seed of the input/output length sequence (the workload's shape, every run)"
+    )
+    prefix_tokens: Annotated[int, Field(ge=0)] = Field(
+        0, description="tokens of a passage shared by prompts after the instruction (measures prefix caching)"
+    )
+    prefix_groups: Annotated[int, Field(gt=0)] = Field(
+        1, description="how many different shared passages (prompt i gets passage i mod groups)"
+    )
     input_mean: Annotated[int, Field(gt=0)] = Field(550, description="mean input tokens")
     input_stddev: Annotated[int, Field(ge=0)] = Field(150, description="stddev of input tokens (0: fixed)")
     input_min: Annotated[int, Field(gt=0)] = Field(50, description="lower clip of the input length")
@@ -299,6 +313,15 @@ class RunConfig(_Section):
             cap = s.cooldown_max_s if s.cooldown_max_s is not None else timeout + 5.0
             out.append(StepSpec(users=own.users, warmup=warm, measure=meas, cooldown_max_s=cap))
         return tuple(out)
+
+    def with_run_seed(self) -> RunConfig:
+        """This configuration with `workload.seed` drawn when none was given: called once per run
+        where the run is resolved (the sweep, a Locust master or local runner), so every process
+        of the run builds the same prompts and the manifest records the seed."""
+        if self.workload.seed is not None:
+            return self
+        seed = secrets.randbelow(2**31)
+        return self.model_copy(update={"workload": self.workload.model_copy(update={"seed": seed})})
 
     @property
     def users(self) -> list[int]:

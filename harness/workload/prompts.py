@@ -1,13 +1,23 @@
-"""Seeded prompts of an exact token length, cut from Shakespeare's sonnets (as llmperf does).
+"""Seeded prompts of an exact token length, from Shakespeare's sonnets shuffled per prompt (as llmperf does).
 
 Input lengths ~ Normal(mean, stddev) clipped to a minimum, max new tokens ~ Normal(mean, stddev)
 (stddev 0: fixed). Lengths are exact for the chosen tokenizer as the server counts them: BOS
 included for /generate_stream and /v1/completions, the whole chat template for chat. Why exact:
 users of llmperf and GuideLLM asked for the model's own counts (llmperf #92, guidellm #75).
 
-Fast enough to build 1000 prompts in a few seconds: the corpus is tokenized once; each prompt is a
-slice of token ids starting at a line start, decoded and re-counted, and the slice length is
-corrected by the difference (tokens can merge at the joins) until the count is exact.
+Why every prompt differs from its first tokens: a server with prefix caching (TGI 3.x on GPU, vLLM,
+llama.cpp's prompt cache) skips the prefill of a prefix it has seen, so prompts that share long
+prefixes — or a run that resends an earlier run's prompts — measure a TTFT far below a real one.
+Each prompt is the instruction, then an *opener* word no other prompt of the pool starts with
+(checked on the token ids), then the corpus lines in an order shuffled for that prompt. The texts
+come from `PromptSpec.seed` (drawn per run unless given, see harness.config.model), the lengths
+from `PromptSpec.lengths_seed` (the workload's shape: the same in every run). For measuring prefix
+caching on purpose, `prefix_tokens = K, prefix_groups = G` puts one of G shared K-token passages
+between the instruction and the opener. `shared_prefix` measures what a pool's prompts share.
+
+Fast enough to build 1000 prompts in a few seconds: each corpus line is tokenized once; a prompt
+concatenates line token ids in its own order, decodes a slice and re-counts it, correcting the
+slice length by the difference (tokens can merge at the joins) until the count is exact.
 """
 
 from __future__ import annotations
@@ -43,8 +53,11 @@ class PromptSpec:
     output_stddev: float = 10
     min_input: int = 50
     min_output: int = 1
-    seed: int = 11111
+    seed: int = 11111  # the texts (line order, openers, shared passages)
     size: int = 1000
+    lengths_seed: int | None = None  # the input/output lengths (None: `seed`)
+    prefix_tokens: int = 0  # a shared passage of this many tokens after the instruction (0: none)
+    prefix_groups: int = 1  # how many different shared passages (prompt i gets passage i mod G)
 
 
 class PromptPool:
@@ -66,7 +79,7 @@ class PromptPool:
 
 
 class PromptBuilder:
-    """Cuts exact-length prompts from a corpus for one tokenizer and one counting mode."""
+    """Builds exact-length prompts from a corpus for one tokenizer and one counting mode."""
 
     def __init__(
         self,
@@ -80,42 +93,74 @@ class PromptBuilder:
         self.instruction = instruction
         self._backend = tokenizer.backend  # the Rust tokenizer: no Python overhead
         text = corpus if corpus is not None else SONNETS.read_text(encoding="utf-8")
-        lines = [ln.strip() for ln in text.splitlines()]
-        text = "\n".join(ln for ln in lines if ln) + "\n"
-        self.ids: list[int] = self._backend.encode(text, add_special_tokens=False).ids
-        if not self.ids:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not lines:
             raise ValueError("empty corpus")
-        # A slice starts at a line start: the token after one whose text ends with a newline.
-        self.starts = [0] + [i + 1 for i, t in enumerate(self.ids[:-1]) if tokenizer.piece(t).endswith("\n")]
+        self.lines = [self._backend.encode(ln + "\n", add_special_tokens=False).ids for ln in lines]
+        self.ids: list[int] = [t for ids in self.lines for t in ids]  # the corpus in its own order
         if self.chat:
             rendered = tokenizer.render_chat([{"role": "user", "content": _PLACEHOLDER}])
             self._pre, _, self._post = rendered.partition(_PLACEHOLDER)
         self.overhead = self.count(instruction.strip())
+        self._openers: list[str] | None = None
+        self._shared: dict[str, int] = {}
 
     def count(self, text: str) -> int:
         """Exact server-side input tokens for `text` as the prompt or the chat message."""
+        return len(self.encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids the server sees for `text` as the prompt or the chat message."""
         if self.chat:
             # The template trims the content; special tokens around it make the join exact.
-            full = self._pre + text.strip() + self._post
-            return len(self._backend.encode(full, add_special_tokens=False).ids)
-        return len(self._backend.encode(text, add_special_tokens=True).ids)
+            return self._backend.encode(self._pre + text.strip() + self._post, add_special_tokens=False).ids
+        return self._backend.encode(text, add_special_tokens=True).ids
 
-    def _slice(self, start: int, n: int) -> str:
-        ids = self.ids
-        if start + n > len(ids):  # wrap around the corpus as often as needed
-            reps = (start + n) // len(ids) + 1
-            ids = ids * reps
-        return self._backend.decode(ids[start : start + n], skip_special_tokens=False)
+    def openers(self) -> list[str]:
+        """Plain lower-case words that are one token each (with their leading space) in the
+        tokenizer's vocabulary: what prompts start with after the instruction."""
+        if self._openers is None:
+            words = set()
+            for tid in range(self._backend.get_vocab_size()):
+                piece = self._backend.decode([tid])
+                if len(piece) >= 5 and piece[0] == " " and piece[1:].isascii() and piece[1:].isalpha() \
+                        and piece[1:].islower():
+                    words.add(piece[1:])
+            self._openers = sorted(words)
+        return self._openers
 
-    def make(self, target: int, max_new_tokens: int, rng: random.Random) -> Prompt:
-        """A prompt of exactly `target` tokens when reachable (else the closest one found)."""
+    def _body(self, rng: random.Random, n: int) -> list[int]:
+        """At least n token ids: the corpus lines in an order of this prompt's own."""
+        out: list[int] = []
+        order = list(range(len(self.lines)))
+        while len(out) < n:
+            rng.shuffle(order)
+            for i in order:
+                out.extend(self.lines[i])
+                if len(out) >= n:
+                    break
+        return out
+
+    def passage(self, rng: random.Random, n: int) -> str:
+        """A text of about n tokens from shuffled corpus lines (a shared-prefix passage)."""
+        if n <= 0:
+            return ""
+        return self._backend.decode(self._body(rng, n)[:n], skip_special_tokens=False)
+
+    def make(self, target: int, max_new_tokens: int, rng: random.Random, head: str = "") -> Prompt:
+        """A prompt of exactly `target` tokens when reachable (else the closest one found):
+        instruction + `head` (shared passage, opener) + corpus lines shuffled for this prompt."""
         best: tuple[int, str, int] | None = None  # (abs error, text, count)
+        start = self.instruction + head
+        fixed = self.count(start.strip())
         for _ in range(8):
-            start = rng.choice(self.starts)
-            n = max(1, target - self.overhead)
+            n = max(1, target - fixed)
+            ids = self._body(rng, n + 64)
             seen: set[int] = set()
             for _ in range(6):
-                text = self.instruction + self._slice(start, n).rstrip()
+                if n > len(ids):
+                    ids = ids + self._body(rng, n - len(ids) + 64)
+                text = start + self._backend.decode(ids[:n], skip_special_tokens=False).rstrip()
                 c = self.count(text)
                 if best is None or abs(c - target) < best[0]:
                     best = (abs(c - target), text, c)
@@ -129,15 +174,77 @@ class PromptBuilder:
         return Prompt(best[1], best[2], max_new_tokens, target)
 
     def build(self, spec: PromptSpec) -> list[Prompt]:
-        """`spec.size` prompts, identical for the same spec, tokenizer and corpus."""
-        rng = random.Random(spec.seed)
+        """`spec.size` prompts, identical for the same spec, tokenizer and corpus; no two share more
+        than the instruction (and, with `prefix_tokens`, their group's passage) as a token prefix."""
+        lengths = random.Random(spec.seed if spec.lengths_seed is None else spec.lengths_seed)
+        texts = random.Random(spec.seed)
+        passages = [self.passage(texts, spec.prefix_tokens) for _ in range(max(1, spec.prefix_groups))]
+        words = self.openers()
+        pick = texts.sample(range(len(words)), min(len(words), spec.size + 64))
+        spare = iter(pick)
         floor = max(spec.min_input, self.overhead + 1)
+        used: set[tuple[int, int]] = set()  # (group, first token after the shared part)
         out = []
-        for _ in range(spec.size):
-            n_in = _sample(rng, spec.input_mean, spec.input_stddev, floor)
-            n_out = _sample(rng, spec.output_mean, spec.output_stddev, spec.min_output)
-            out.append(self.make(n_in, n_out, rng))
+        for i in range(spec.size):
+            n_in = _sample(lengths, spec.input_mean, spec.input_stddev, floor)
+            n_out = _sample(lengths, spec.output_mean, spec.output_stddev, spec.min_output)
+            group = i % len(passages)
+            shared = passages[group] + (" " if passages[group] else "")
+            while True:  # an opener whose first token no other prompt of the group starts with
+                word = words[next(spare, texts.randrange(len(words)))]
+                prompt = self.make(n_in, n_out, texts, shared + word.capitalize() + " ")
+                key = self._fork(prompt.text, shared)
+                if key not in used or len(used) >= len(words):
+                    used.add(key)
+                    break
+            out.append(prompt)
         return out
+
+    def _fork(self, text: str, shared: str) -> tuple[int, int]:
+        """Where a prompt leaves the part it shares with its group: (that part's length in tokens,
+        the prompt's token after it)."""
+        k = self.shared_tokens(shared)
+        ids = self.encode(text)
+        return k, ids[min(k, len(ids) - 1)]
+
+    def shared_tokens(self, shared: str = "") -> int:
+        """How many leading tokens every prompt with this shared passage has in common: the chat
+        template's head, the instruction and the passage, measured as the common prefix of two
+        prompts that differ right after them."""
+        cached = self._shared.get(shared)
+        if cached is None:
+            a = self.encode(self.instruction + shared + "Alpha beta")
+            b = self.encode(self.instruction + shared + "Zulu yankee")
+            cached = self._shared[shared] = _common(a, b)
+        return cached
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    k = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        k += 1
+    return k
+
+
+def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
+    """The longest token prefix any two of the prompts share (0 for fewer than two).
+
+    Sorted lexicographically, the longest common prefix of any pair is that of a neighbouring pair,
+    so this is O(n log n) comparisons, not O(n²).
+    """
+    ordered = sorted(tuple(t) for t in token_lists)
+    return max((_common(a, b) for a, b in zip(ordered, ordered[1:], strict=False)), default=0)
+
+
+def prefix_stats(builder: PromptBuilder, prompts: Sequence[Prompt]) -> dict[str, int]:
+    """For the manifest: the longest token prefix two prompts share, and the instruction's tokens."""
+    return {
+        "prompts": len(prompts),
+        "instruction_tokens": builder.shared_tokens(),
+        "max_shared_prefix_tokens": shared_prefix([builder.encode(p.text) for p in prompts]),
+    }
 
 
 def _sample(rng: random.Random, mean: float, stddev: float, minimum: int) -> int:

@@ -7,7 +7,15 @@ import statistics
 
 import pytest
 
-from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec, build_pool
+from harness.workload.prompts import (
+    INSTRUCTION,
+    PromptBuilder,
+    PromptPool,
+    PromptSpec,
+    build_pool,
+    prefix_stats,
+    shared_prefix,
+)
 from harness.workload.tokenizer import load_tokenizer
 
 
@@ -72,3 +80,52 @@ def test_pool_round_robin(tok):
     assert seq[:3] == seq[3:] and seq[0] == pool.prompts[1]
     with pytest.raises(ValueError):
         PromptPool([])
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_no_two_prompts_share_more_than_the_instruction(builders, chat):
+    """A prefix-caching server must not see a prefix shared beyond the instruction (TTFT too low)."""
+    b = builders[chat]
+    prompts = b.build(PromptSpec(size=300, seed=21, input_mean=200, input_stddev=80))
+    ids = [b.encode(p.text) for p in prompts]
+    instruction = b.shared_tokens()
+    # what every prompt shares is the (template head and) instruction, up to its closing blank line
+    assert b.tok.backend.decode(ids[0][:instruction]).rstrip().endswith(INSTRUCTION.rstrip()[-20:])
+    assert shared_prefix(ids) <= instruction
+    assert shared_prefix(ids[:2] + ids[:1]) == len(ids[0])  # the statistic sees a repeated prompt
+    stats = prefix_stats(b, prompts)
+    assert stats["max_shared_prefix_tokens"] <= stats["instruction_tokens"] == instruction
+
+
+def test_texts_per_run_lengths_per_workload(builders):
+    """Another run (another text seed) sends none of the same prompts, with the same lengths."""
+    b = builders[False]
+    one = b.build(PromptSpec(size=40, seed=1, lengths_seed=11111))
+    two = b.build(PromptSpec(size=40, seed=2, lengths_seed=11111))
+    assert [p.input_tokens for p in one] == [p.input_tokens for p in two]
+    assert not {p.text for p in one} & {p.text for p in two}
+    # across runs openers are drawn independently: at most a word's first tokens may coincide
+    assert shared_prefix([b.encode(p.text) for p in one + two]) <= b.shared_tokens() + 3
+
+
+def test_shared_prefix_workload(builders):
+    b = builders[False]
+    spec = PromptSpec(size=30, seed=4, input_mean=400, input_stddev=0, prefix_tokens=120, prefix_groups=3)
+    prompts = b.build(spec)
+    ids = [b.encode(p.text) for p in prompts]
+    base = b.shared_tokens()
+    for g in range(3):
+        group = ids[g::3]
+        # the group's prompts share the instruction and ~120 tokens of passage, then part ways
+        assert base + 110 <= shared_prefix(group[:2]) and shared_prefix(group) <= base + 130
+    assert shared_prefix([ids[0], ids[1], ids[2]]) <= base + 1  # different groups: the instruction only
+    assert all(p.input_tokens == 400 for p in prompts)
+
+
+def test_a_run_draws_its_seed_unless_given():
+    from harness.config.model import RunConfig, Workload
+
+    drawn = {RunConfig().with_run_seed().workload.seed for _ in range(5)}
+    assert None not in drawn and len(drawn) > 1
+    given = RunConfig(workload=Workload(seed=7))
+    assert given.with_run_seed() is given

@@ -81,6 +81,7 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
+    cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
     if discover and cfg.target.url and cfg.request.api != "generate_stream" and not cfg.request.model_name:
         ident = identify(cfg.target.url, request_headers(cfg.request, os.environ), timeout=10)
         name = ident.model_name_to_send(None)

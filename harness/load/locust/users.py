@@ -29,7 +29,7 @@ from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.records.record import Record, RecordWriter, worker_id
-from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec
+from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec, prefix_stats
 from harness.workload.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Shared:
         self.writer: RecordWriter | None = None
         self.records_path: Path | None = None
         self.pools: dict[tuple, PromptPool] = {}
+        self.prompt_stats: dict[str, Any] = {}  # for the manifest: seeds and the prefix-sharing statistic
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
         self.preparing: Any = None  # greenlet started at init
@@ -78,8 +79,11 @@ class Shared:
         pool = self.pools.get(key)
         if pool is None:
             tok = load_tokenizer(w.tokenizer)
-            prompts = PromptBuilder(tok, chat).build(spec)
+            builder = PromptBuilder(tok, chat)
+            prompts = builder.build(spec)
             pool = self.pools[key] = PromptPool(prompts, start=self.start_offset)
+            self.prompt_stats = {"seed": spec.seed, "lengths_seed": spec.lengths_seed,
+                                 **prefix_stats(builder, prompts)}
             log.info("built %d %s prompts (%s)", len(prompts), "chat" if chat else "text", w.tokenizer)
         return pool
 
@@ -112,8 +116,11 @@ def prompt_spec(config: RunConfig) -> PromptSpec:
         output_mean=w.output_mean,
         output_stddev=w.output_stddev,
         min_input=w.input_min,
-        seed=w.seed,
+        seed=config.with_run_seed().workload.seed or 0,  # resolved per run already (listeners)
         size=w.prompt_pool_size,
+        lengths_seed=w.lengths_seed,
+        prefix_tokens=w.prefix_tokens,
+        prefix_groups=w.prefix_groups,
     )
 
 
