@@ -168,8 +168,10 @@ def test_summary_equals_independent_computation(run: Path) -> None:
         row = rows[s["users"]]
         assert int(row["ok"]) == len(ok) > 0 and int(row["failed"]) == len(bad)
         ttft = [r["token_us"][0] / 1e6 for r in ok]
+        # ITL: first to last token's arrival ÷ (tokens − 1), tokens the server's count when given
+        tokens = lambda r: r["server_output_tokens"] or len(r["token_us"])  # noqa: E731
         itl = [
-            (r["t_end"] - r["t_send"] - r["token_us"][0] / 1e6) / (len(r["token_us"]) - 1)
+            (r["token_us"][-1] - r["token_us"][0]) / 1e6 / (tokens(r) - 1)
             for r in ok
             if len(r["token_us"]) > 1
         ]
