@@ -251,6 +251,41 @@ METRICS: tuple[Metric, ...] = (
         aiperf="`benchmark_duration` (the whole run)",
     ),
     Metric(
+        key="achieved_rps",
+        name="Rate (open loop)",
+        unit="requests/s: nominal / offered / achieved",
+        definition="rate steps: the step's nominal rate; offered = requests the arrival schedule meant to "
+        "send inside the window ÷ window; achieved = requests sent inside it ÷ window",
+        counts="every request the step sent (offered: by intended send time), " + COUNTED + " (achieved)",
+        vllm="`--request-rate` / `request_throughput`",
+        guidellm="the rate profile / `requests_per_second`",
+        aiperf="`--request-rate` / `request_throughput`",
+    ),
+    Metric(
+        key="lag_p99_s",
+        name="Schedule lag",
+        unit="ms (p50 / p99)",
+        definition="rate steps: actual send − intended send, less the wait for a concurrency slot (the "
+        "client's own lateness)",
+        counts=COUNTED,
+        aiperf="credit issue lag",
+    ),
+    Metric(
+        key="queue_p99_s",
+        name="Client queue time",
+        unit="ms (p50 / p99)",
+        definition="rate steps with max_concurrency: how long an arrival waited for a slot",
+        counts=COUNTED + " that waited for a slot",
+    ),
+    Metric(
+        key="ttft_intended_p99_s",
+        name="TTFT from intended send",
+        unit="ms (p50 / p99)",
+        definition="rate steps: TTFT counted from the intended send (lag and queue time included: "
+        "coordinated omission shown, not hidden)",
+        counts=MEASURED_OK + " that received a token",
+    ),
+    Metric(
         key="client_cpu_percent",
         name="Client CPU",
         unit="% (100 = one core)",

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
                                   source=" ".join(sys.argv[1:]))
         runlog.write_header(run_dir, manifest)
-        users = ", ".join(map(str, cfg.users))
+        users = ", ".join(cfg.step_labels)
         print(f"sweep {cfg.name}: users {users} against {url} → {run_dir}", flush=True)
         from harness.load.locust.runner import run_locust
 

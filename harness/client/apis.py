@@ -119,12 +119,15 @@ def run_request(
     worker: str,
     input_tokens: int | None = None,
     max_new_tokens: int | None = None,
+    t_intended: float | None = None,
+    queued_s: float | None = None,
 ) -> tuple[Record, int]:
     """Send one streaming request and hand exactly one Record to `sink`; returns it and the bytes read.
 
     Every outcome yields a record: HTTP errors, error events, truncation, timeouts, connection
     errors, our own bugs ("client"), and cancellation (a killed greenlet: "cancelled", then the
-    BaseException propagates).
+    BaseException propagates). `t_intended` / `queued_s`: an open-loop request's scheduled send time
+    (perf clock) and its wait for a concurrency slot, kept on the record.
     """
     tag = runstate.current()
     wall0, perf0 = time.time(), _perf()  # wall_start is derived from the send instant (after connect)
@@ -170,14 +173,14 @@ def run_request(
         conn.close()
         out.error_type, out.error = "cancelled", "request cancelled (user stopped)"
         sink(_record(api, worker, tag, wall0 + (t_send - perf0), t_send, _perf(), token_us, input_tokens,
-                     max_new_tokens, status, out, resp))
+                     max_new_tokens, status, out, resp).with_schedule(t_intended, queued_s))
         raise
     if resp is not None:
         received = resp.bytes_received
         if out.error_type is None:
             t_end = resp.t_last  # the recv() that ended the body
     rec = _record(api, worker, tag, wall0 + (t_send - perf0), t_send, t_end, token_us, input_tokens,
-                  max_new_tokens, status, out, resp)
+                  max_new_tokens, status, out, resp).with_schedule(t_intended, queued_s)
     sink(rec)
     return rec, received
 

@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Api = Literal["generate_stream", "chat", "completions"]
+Arrival = Literal["constant", "poisson", "gamma"]
 ServerKind = Literal["emulator", "neuronx-tgi", "tgi-gpu", "tgi-cpu"]
 Stamps = Literal["kernel", "recv"]
 APIS: tuple[str, ...] = Api.__args__
@@ -94,10 +95,22 @@ class PhaseRule:
 
 @dataclass(frozen=True, slots=True)
 class StepSpec:
+    """One step as the plan runs it: closed loop (`users`) or open loop (`rate`, users = 1: the
+    arrival driver, one per load generator)."""
+
     users: int
     warmup: PhaseRule
     measure: PhaseRule
     cooldown_max_s: float = math.inf  # hard cap of the cool-down (requests still open: censored)
+    rate: float | None = None  # open loop: requests/s (None: closed loop)
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    max_concurrency: int | None = None  # open loop: requests in flight at most (the rest queue)
+
+    @property
+    def label(self) -> str:
+        """How the report heads the step's column: "16" (users) or "20 req/s"."""
+        return str(self.users) if self.rate is None else f"{self.rate:g} req/s"
 
 
 # --- the sections --------------------------------------------------------------------------
@@ -129,11 +142,25 @@ class Phase(_Section):
 
 
 class Step(_Section):
-    """One entry of `[steps] users` written as a table: its own windows over the defaults."""
+    """One entry of `[steps] users` written as a table: its own windows over the defaults, and
+    either `users` (closed loop) or `rate` (open loop: requests/s with an arrival process)."""
 
-    users: Annotated[int, Field(gt=0)]
+    users: Annotated[int, Field(gt=0)] | None = None
+    rate: Pos | None = None
+    arrival: Arrival = "poisson"
+    burstiness: Pos = 1.0
+    max_concurrency: Annotated[int, Field(gt=0)] | None = None
     warmup: Phase = Phase()
     measure: Phase = Phase()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        if (self.users is None) == (self.rate is None):
+            raise ValueError("a step gives users (closed loop) or rate (open loop), exactly one of them")
+        if self.rate is None and (self.max_concurrency is not None or self.arrival != "poisson"
+                                  or self.burstiness != 1.0):
+            raise ValueError("arrival, burstiness and max_concurrency apply to rate steps only")
+        return self
 
 
 class Steps(_Section):
@@ -311,7 +338,10 @@ class RunConfig(_Section):
             if meas.max_s <= 0 or math.isnan(meas.max_s):
                 raise ValueError(f"{where}.measure: the window must last > 0 s (set min_s or max_s)")
             cap = s.cooldown_max_s if s.cooldown_max_s is not None else timeout + 5.0
-            out.append(StepSpec(users=own.users, warmup=warm, measure=meas, cooldown_max_s=cap))
+            out.append(StepSpec(
+                users=own.users or 1, warmup=warm, measure=meas, cooldown_max_s=cap, rate=own.rate,
+                arrival=own.arrival, burstiness=own.burstiness, max_concurrency=own.max_concurrency,
+            ))
         return tuple(out)
 
     def with_run_seed(self) -> RunConfig:
@@ -326,6 +356,11 @@ class RunConfig(_Section):
     @property
     def users(self) -> list[int]:
         return [st.users for st in self.plan_steps()]
+
+    @property
+    def step_labels(self) -> list[str]:
+        """Each step as the report heads it: "16" (users) or "20 req/s"."""
+        return [st.label for st in self.plan_steps()]
 
     @property
     def chat(self) -> bool:

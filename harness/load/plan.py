@@ -68,7 +68,9 @@ class SweepPlan:
     """Steps of (users, warm-up rule, window rule) walked through as time and completions advance.
 
     `restart`: every step after the first begins with a stop phase (0 users) and then starts all
-    of its users at once (see the module docstring). `cooldown_min_s`: the shortest cool-down, for
+    of its users at once (see the module docstring); an open-loop step (`StepSpec.rate`) always
+    does, and so does the step after it. Its "users" are its arrival driver (one per load
+    generator, see harness.load.locust.arrivals). `cooldown_min_s`: the shortest cool-down, for
     window counts that arrive late (distributed: workers report every few seconds).
     """
 
@@ -100,22 +102,29 @@ class SweepPlan:
 
     # --- the state machine ---------------------------------------------------------------
 
+    def oneshot(self, index: int) -> bool:
+        """Whether step `index` starts from no users, all at once: with `restart`, and at every
+        boundary with an open-loop step (its arrival driver starts afresh, and a closed-loop step
+        after it starts its users together)."""
+        prev = self.steps[index - 1].rate is not None if index > 0 else False
+        return self.restart or self.steps[index].rate is not None or prev
+
     def stops_first(self, index: int) -> bool:
         """Whether step `index` begins by stopping the previous step's users."""
-        return self.restart and index > 0
+        return index > 0 and self.oneshot(index)
 
     def rate(self, index: int) -> float:
-        """Users started per second in step `index`'s ramp (all at once with `restart`)."""
+        """Users started per second in step `index`'s ramp (all at once when one-shot)."""
         users = self.steps[index].users
-        return max(self.spawn_rate, float(users)) if self.restart else self.spawn_rate
+        return max(self.spawn_rate, float(users)) if self.oneshot(index) else self.spawn_rate
 
     def ramp_s(self, index: int) -> float:
-        prev = self.steps[index - 1].users if index > 0 and not self.restart else 0
+        prev = self.steps[index - 1].users if index > 0 and not self.oneshot(index) else 0
         return abs(self.steps[index].users - prev) / self.rate(index)
 
     def tag_of(self, index: int, phase: str) -> str:
-        """The phase a record sent now is tagged with (a restart's ramp: the phase after it)."""
-        if phase == "ramp" and self.restart:
+        """The phase a record sent now is tagged with (a one-shot ramp: the phase after it)."""
+        if phase == "ramp" and self.oneshot(index):
             return "warmup" if self.steps[index].warmup.max_s > 0 else "measure"
         return phase
 

@@ -16,14 +16,15 @@ class StepTag:
     step: int | None = None
     users: int | None = None
     phase: str = "measure"  # "ramp" | "warmup" | "measure" | "cooldown" | "done"
+    drivers: int = 1  # open-loop steps: how many load generators share the step's rate
 
 
 _current = StepTag()
 
 
-def set_step(step: int | None, users: int | None, phase: str = "measure") -> None:
+def set_step(step: int | None, users: int | None, phase: str = "measure", drivers: int = 1) -> None:
     global _current
-    _current = StepTag(step, users, phase)
+    _current = StepTag(step, users, phase, drivers)
 
 
 def current() -> StepTag:

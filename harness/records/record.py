@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,6 +48,10 @@ class Record:
     connect_s: float | None = None  # seconds spent connecting before the send (0.0: reused connection)
     reused: bool | None = None  # sent on a kept-alive connection
     headers_us: int | None = None  # first byte of the response head, µs after t_send (TGI: before queueing)
+    # Open loop (rate steps; None in closed loop): when the schedule meant it to be sent, perf clock,
+    # and how long it waited for a slot under max_concurrency
+    t_intended: float | None = None
+    queued_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +68,12 @@ class Record:
     @property
     def wall_end(self) -> float:
         return self.wall_start + (self.t_end - self.t_send)
+
+    def with_schedule(self, t_intended: float | None, queued_s: float | None) -> Record:
+        """This record with its open-loop schedule facts (itself when there are none)."""
+        if t_intended is None and queued_s is None:
+            return self
+        return replace(self, t_intended=t_intended, queued_s=queued_s)
 
     def to_json(self) -> str:
         # Not dataclasses.asdict, which deep-copies every token stamp: the same JSON ~10x cheaper,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.analysis.metrics import StepMetrics
+from harness.analysis.openloop import OpenLoop
 from harness.config.model import Flags
 from harness.report.inputs import StepInfo
 
@@ -16,17 +17,24 @@ FLAGS_NOTE = (
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
     "reached before min_requests were sent in the window), *tokens ≠ events* (the server's token count "
     "and the token events differ by more than 1 in some requests: it packs several tokens per event, so "
-    "per-token figures use its count and the token gaps are per event)."
+    "per-token figures use its count and the token gaps are per event); rate steps: *client-bound* also "
+    "when achieved ÷ offered rate < 0.99 or the schedule lag p99 > 5 ms, *queued at max_concurrency* when "
+    "arrivals waited for a slot (the client queue time)."
 )
 
 
-def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
+def step_flags(info: StepInfo, m: StepMetrics, flags: Flags, loop: OpenLoop | None = None) -> list[str]:
     """Why a step's numbers should not be taken at face value."""
     out = []
     if not m.ok:
         out.append("nothing measured")
     if m.censored:
         out.append(f"censored ({m.censored} of {m.sent} still open at the close)")
+    if loop is not None and loop.client_bound:
+        out.append(f"client-bound (achieved {loop.achieved_rps:.2f} of {loop.offered_rps:.2f} req/s offered, "
+                   f"lag p99 {loop.lag_p99_s * 1000:.1f} ms)")
+    if loop is not None and loop.queue_p99_s > 0:
+        out.append(f"queued at max_concurrency (queue p99 {loop.queue_p99_s * 1000:.0f} ms)")
     if m.token_count_differs:
         out.append(f"tokens ≠ events ({m.token_count_differs} of {m.ok} requests)")
     if m.requests and m.error_rate > flags.max_error_rate:

@@ -46,10 +46,16 @@ class StepInfo:
     window: Window
     min_requests: int = 0
     close: float | None = None
+    rate: float | None = None  # open-loop steps: the nominal rate (requests/s)
     client_cpu_percent: float | None = None
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
     spans: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The step's column heading: its users, or its rate."""
+        return str(self.users) if self.rate is None else f"{self.rate:g} req/s"
 
     @property
     def closed_at(self) -> float:
@@ -82,6 +88,7 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 window=Window(min([m["start_wall"], *opened]), m["end_wall"]),
                 min_requests=s.get("min_requests", 0),
                 close=close,
+                rate=s.get("rate"),
                 client_cpu_percent=client.get("cpu_percent"),
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.analysis import metrics
-from harness.analysis.attribution import split_step
+from harness.analysis.attribution import counted_records, split_step
 from harness.analysis.metrics import StepMetrics
+from harness.analysis.openloop import OpenLoop, open_loop
 from harness.config.model import Flags
 from harness.records.record import Record
 from harness.report.flags import step_flags
@@ -19,6 +20,7 @@ class StepReport:
     info: StepInfo
     m: StepMetrics
     flags: list[str]
+    open_loop: OpenLoop | None = None  # rate steps: offered vs achieved, schedule lag, queue time
 
 
 def compute(
@@ -31,5 +33,9 @@ def compute(
         m = metrics.step_metrics(
             info.step, info.users, split.measured, records, info.window, price, split.censored, info.span
         )
-        out.append(StepReport(info, m, step_flags(info, m, flags)))
+        loop = None
+        if info.rate is not None:
+            mine = [r for r in records if r.step == info.step]
+            loop = open_loop(mine, counted_records(mine, info.step), split.measured, info.window, info.rate)
+        out.append(StepReport(info, m, step_flags(info, m, flags, loop), loop))
     return out

@@ -60,6 +60,15 @@ def _window(m: StepMetrics) -> str:
     return f"{_f(m.window_s, 1)} (+{_f(m.span_s - m.window_s, 1)} cool-down)"
 
 
+def _loop(s: StepReport, text: Callable[[Any], str]) -> str:
+    """An open-loop cell: "—" for a closed-loop step."""
+    return "—" if s.open_loop is None else text(s.open_loop)
+
+
+def _pair_ms(a: float, b: float) -> str:
+    return f"{_ms(a)} / {_ms(b)}"
+
+
 def _errors(m: StepMetrics) -> str:
     if not m.failed:
         return "0"
@@ -177,6 +186,30 @@ ROWS: list[Row] = [
         lambda s: "n/a" if math.isnan(s.m.cost_per_million) else f"${s.m.cost_per_million:,.2f}",
     ),
     Row("Window (s)", "window_s", "{definition}", lambda s: _window(s.m)),
+    Row(
+        "Rate: nominal / offered / achieved (req/s)",
+        "achieved_rps",
+        "{definition}",
+        lambda s: _loop(s, lambda o: f"{o.nominal_rps:g} / {_f(o.offered_rps, 2)} / {_f(o.achieved_rps, 2)}"),
+    ),
+    Row(
+        "Schedule lag p50 / p99 (ms)",
+        "lag_p99_s",
+        "{definition}",
+        lambda s: _loop(s, lambda o: _pair_ms(o.lag_p50_s, o.lag_p99_s)),
+    ),
+    Row(
+        "Client queue p50 / p99 (ms)",
+        "queue_p99_s",
+        "{definition}",
+        lambda s: _loop(s, lambda o: _pair_ms(o.queue_p50_s, o.queue_p99_s)),
+    ),
+    Row(
+        "TTFT from intended send p50 / p99 (ms)",
+        "ttft_intended_p99_s",
+        "{definition}",
+        lambda s: _loop(s, lambda o: _pair_ms(o.ttft_intended_p50_s, o.ttft_intended_p99_s)),
+    ),
     Row("Client CPU (%)", "client_cpu_percent", "{definition}", lambda s: _f(s.info.client_cpu_percent, 0)),
     Row(
         "Client lag p99 (ms)",
@@ -190,7 +223,8 @@ ROWS: list[Row] = [
 
 def markdown_table(steps: Sequence[StepReport]) -> str:
     """Metrics as rows, user counts as columns (the layout of llmperf-based published tables)."""
-    header = "| Concurrent users | " + " | ".join(str(s.info.users) for s in steps) + " |"
+    title = "Concurrent users" if all(s.info.rate is None for s in steps) else "Load (users or rate)"
+    header = f"| {title} | " + " | ".join(s.info.label for s in steps) + " |"
     sep = "|---|" + "---|" * len(steps)
     lines = [header, sep]
     for row in ROWS:
@@ -272,6 +306,10 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         row["client_cpu_percent"] = s.info.client_cpu_percent
         row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
         row["flags"] = "; ".join(s.flags)
+        row["rate"] = s.info.rate
+        for key in ("offered_rps", "achieved_rps", "lag_p50_s", "lag_p99_s", "queue_p50_s", "queue_p99_s",
+                    "ttft_intended_p50_s", "ttft_intended_p99_s"):
+            row[key] = None if s.open_loop is None else getattr(s.open_loop, key)
         for key in DIST_FIELDS:
             row[f"{key}_n"] = (m.samples or {}).get(key, 0)
             unit = "" if key == "output_tps" else "_s"

@@ -111,8 +111,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
 def _worker_messages(runner: Any) -> None:
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
-        step, users, phase = msg.data
-        runstate.set_step(step, users, phase)
+        runstate.set_step(*msg.data)  # step, users, phase[, drivers]
 
     runner.register_message(STEP_MESSAGE, set_tag)
     monitor = ClientMonitor().start()

@@ -103,7 +103,7 @@ class PlanShape(LoadTestShape):
                 self.before_test(self.runner.environment)
         current = self.plan.current() if self.plan else None
         if self._workers_behind(current):
-            return current.users, current.spawn_rate  # hold the ramp (see _workers_behind)
+            return self._target(current), current.spawn_rate  # hold the ramp (see _workers_behind)
         # A stop phase is over once the runner has no users left (the master counts its workers').
         stopped = current is not None and current.phase == "stop" and self.runner.user_count == 0
         return self._advance(spawned=stopped)
@@ -117,7 +117,7 @@ class PlanShape(LoadTestShape):
             isinstance(self.runner, MasterRunner)
             and current is not None
             and current.phase == "ramp"
-            and self.runner.user_count < current.users
+            and self.runner.user_count < self._target(current)
             and self.get_run_time() - self.plan.spans[-1].start < WORKERS_SPAWN_MAX_S
         )
 
@@ -129,7 +129,7 @@ class PlanShape(LoadTestShape):
         if (
             current is not None
             and current.phase == "ramp"
-            and user_count == current.users
+            and user_count == self._target(current)
             and not self._workers_behind(current)
         ):
             self._advance(spawned=True)
@@ -157,13 +157,28 @@ class PlanShape(LoadTestShape):
             last = self.plan.spans[-1]
             self._tag(last.step, last.users, "done")
             return None
-        self._tag(tick.step, tick.step_users, tick.tag)
-        return tick.users, tick.spawn_rate
+        users = self._target(tick)
+        self._tag(tick.step, tick.step_users, tick.tag, self.drivers())
+        # an open-loop step's drivers start at once
+        return users, tick.spawn_rate if users == tick.users else max(tick.spawn_rate, float(users))
 
-    def _tag(self, step: int, users: int, phase: str) -> None:
-        runstate.set_step(step, users, phase)
+    def drivers(self) -> int:
+        """Load generators that share an open-loop step's rate: the workers, or this process."""
         if isinstance(self.runner, MasterRunner):
-            self.runner.send_message(STEP_MESSAGE, [step, users, phase])
+            return max(1, len(self.runner.clients))
+        return 1
+
+    def _target(self, tick: Any) -> int:
+        """The users Locust must run for a tick: an open-loop step runs one arrival driver per load
+        generator (harness.load.locust.arrivals) instead of its nominal single user."""
+        if tick.users and self.plan is not None and self.plan.steps[tick.step].rate is not None:
+            return self.drivers()
+        return tick.users
+
+    def _tag(self, step: int, users: int, phase: str, drivers: int = 1) -> None:
+        runstate.set_step(step, users, phase, drivers)
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(STEP_MESSAGE, [step, users, phase, drivers])
 
     def stop_clock(self) -> None:
         """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""
@@ -185,6 +200,8 @@ class PlanShape(LoadTestShape):
                 {
                     "step": span.step,
                     "users": span.users,
+                    **({"rate": spec.rate, "arrival": spec.arrival, "burstiness": spec.burstiness,
+                        "max_concurrency": spec.max_concurrency} if spec.rate is not None else {}),
                     "min_requests": spec.measure.min_requests,
                     "warmup_rule": spec.warmup.describe(),
                     "measure_rule": spec.measure.describe(),

@@ -20,11 +20,12 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gevent.pool import Group
 from locust import User, constant, task
 
 from harness.client import apis
 from harness.client.transport import Connection
-from harness.config.model import RunConfig
+from harness.config.model import RunConfig, StepSpec
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
@@ -48,9 +49,18 @@ class Shared:
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
         self.preparing: Any = None  # greenlet started at init
+        self.steps: tuple[StepSpec, ...] = ()
+
+    def open_loop_step(self, step: int | None) -> StepSpec | None:
+        """The step's spec when it is an open-loop (`rate`) step, else None."""
+        if step is None or not 0 <= step < len(self.steps):
+            return None
+        spec = self.steps[step]
+        return spec if spec.rate is not None else None
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
         self.config = config
+        self.steps = config.plan_steps()
         pid_changed = self.worker != worker_id()  # forked by --processes after import
         self.worker = worker_id()
         if pid_changed and self.writer is not None:
@@ -160,23 +170,41 @@ class StreamingUser(User):
         self.api = self.api_for(cfg)(model=req.model_name or "tgi", ignore_eos=req.ignore_eos,
                                      headers=request_headers(req, os.environ))
         self.pool = off_loop(shared.pool, self.api.chat)  # built at test_start: a dict lookup
-        self.conn = Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
+        self.conn = self.new_connection()
         self._stats = self.environment.stats
         self._fire = self.environment.events.request.fire
+        self.arrivals = Group()  # open-loop steps: the requests this user's driver sent
+        self.spare_connections: list[Connection] = []
+
+    def new_connection(self) -> Connection:
+        req = shared.config.request
+        return Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
 
     def on_stop(self) -> None:
-        conn = getattr(self, "conn", None)
-        if conn is not None:
-            conn.close()
+        arrivals = getattr(self, "arrivals", None)
+        if arrivals is not None:
+            arrivals.kill(block=False)  # their requests end as "cancelled" records
+        for conn in [getattr(self, "conn", None), *getattr(self, "spare_connections", [])]:
+            if conn is not None:
+                conn.close()
 
     @task
     def stream(self) -> None:
+        spec = shared.open_loop_step(runstate.current().step)
+        if spec is not None:  # a rate step: this user is its arrival driver (harness.load.locust.arrivals)
+            from harness.load.locust.arrivals import drive
+
+            drive(self, spec, shared.config.workload.seed or 0)
+            return
         prompt = self.pool.next()
         body = self.api.body(prompt.text, prompt.max_new_tokens)
         self.send(body, prompt.input_tokens, prompt.max_new_tokens)
 
-    def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
-        """Run one request, record it, and report it to the live view.
+    def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None,
+             conn: Connection | None = None, t_intended: float | None = None,
+             queued_s: float | None = None) -> Record:  # fmt: skip
+        """Run one request (on `conn`, default the user's own), record it, and report it to the live
+        view; `t_intended` / `queued_s`: an open-loop request's schedule (harness.client.apis).
 
         A request sent inside a step's measurement window is counted as sent and, however it ends
         (even cancelled), as ended: the shape closes the window and the cool-down on these counts.
@@ -187,7 +215,8 @@ class StreamingUser(User):
             self._stats.entries[(window, runstate.WINDOW_SENT)].log(0, 0)
         try:
             rec, received = apis.run_request(
-                self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
+                conn or self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens,
+                t_intended, queued_s,
             )
         finally:
             if window is not None:

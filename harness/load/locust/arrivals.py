@@ -1,0 +1,81 @@
+"""The open-loop driver: a `rate = R` step run by one user per load generator (the Locust rim).
+
+The plan (harness.load.plan) gives an open-loop step one "user" per load generator: locally one,
+distributed one per worker (the shape asks for as many users as workers, Locust gives each worker
+one, and the step tag says how many share the rate). That user does not send requests one after
+another: `drive` walks its share of the arrival schedule (harness.load.arrivals: rate R/W, a seed
+derived from the run's and the worker's index), sleeps until each intended send time on an
+absolute clock, and spawns the request in its own greenlet on a free keep-alive connection, so a
+slow response never delays the next arrival. With `max_concurrency` the driver's share of the
+cap bounds the requests in flight; an arrival waits for a slot, and that wait is recorded as the
+request's client queue time. Each record carries its intended send time (`Record.t_intended`).
+
+Why not Locust's `constant_throughput` wait time: it paces each user separately, after its own
+request, so users synchronise into bursts and a slow server lowers the offered rate.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+from gevent.lock import Semaphore
+from gevent.pool import Group
+from locust.runners import WorkerRunner
+
+from harness.client.transport import Connection
+from harness.config.model import StepSpec
+from harness.load import runstate
+from harness.load.arrivals import ArrivalProcess, schedule, worker_seed
+
+_perf = time.perf_counter
+
+
+def cap_share(cap: int | None, drivers: int, index: int) -> int | None:
+    """Driver `index`'s part of a concurrency cap (the parts add up to the cap; at least 1)."""
+    if cap is None:
+        return None
+    return max(1, cap // drivers + (1 if index < cap % drivers else 0))
+
+
+def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
+    """Send the current step's share of arrivals until the step changes (or the user is stopped)."""
+    tag = runstate.current()
+    runner = user.environment.runner
+    drivers = max(1, tag.drivers)
+    index = (getattr(runner, "worker_index", 0) or 0) % drivers if isinstance(runner, WorkerRunner) else 0
+    process = ArrivalProcess(spec.rate or 0.0, spec.arrival, spec.burstiness)
+    part, offset = process.share(drivers, index)
+    cap = cap_share(spec.max_concurrency, drivers, index)
+    slots = Semaphore(cap) if cap is not None else None
+    group: Group = user.arrivals
+    free: list[Connection] = user.spare_connections
+    t0 = _perf()
+    for t in schedule(part, worker_seed(run_seed, tag.step or 0, index), offset):
+        due = t0 + t
+        delay = due - _perf()
+        if delay > 0:
+            gevent.sleep(delay)
+        if runstate.current().step != tag.step:
+            break
+        queued = None
+        if slots is not None:
+            slots.acquire()
+            queued = max(0.0, _perf() - due)
+        group.spawn(_one, user, due, queued, slots, free)
+
+
+def _one(
+    user: Any, due: float, queued: float | None, slots: Semaphore | None, free: list[Connection]
+) -> None:
+    conn = free.pop() if free else user.new_connection()
+    try:
+        prompt = user.pool.next()
+        body = user.api.body(prompt.text, prompt.max_new_tokens)
+        n_in, n_out = prompt.input_tokens, prompt.max_new_tokens
+        user.send(body, n_in, n_out, conn=conn, t_intended=due, queued_s=queued)
+    finally:
+        free.append(conn)
+        if slots is not None:
+            slots.release()
