@@ -6,7 +6,8 @@ random count does not read as a client shortfall; the nominal R is beside them. 
 actual send − the intended send, less the wait for a concurrency slot (that wait is the client
 queue time, shown on its own). Latency from the intended send (TTFT + lag + queue) shows
 coordinated omission instead of hiding it. A step is client-bound when achieved ÷ offered < 0.99
-or the lag p99 exceeds 5 ms (`CLIENT_BOUND_*`).
+(unless arrivals queued at its max_concurrency: then the cap held the rate back) or the lag p99
+exceeds 5 ms (`CLIENT_BOUND_*`).
 """
 
 from __future__ import annotations
@@ -55,9 +56,15 @@ class OpenLoop:
     ttft_intended_p99_s: float
 
     @property
+    def queued(self) -> bool:
+        """Arrivals waited for a concurrency slot: the cap, not the client, held the rate back."""
+        return not math.isnan(self.queue_p99_s) and self.queue_p99_s > 0
+
+    @property
     def client_bound(self) -> bool:
         short = self.offered_rps > 0 and self.achieved_rps / self.offered_rps < CLIENT_BOUND_RATIO
-        return short or (not math.isnan(self.lag_p99_s) and self.lag_p99_s > CLIENT_BOUND_LAG_S)
+        late = not math.isnan(self.lag_p99_s) and self.lag_p99_s > CLIENT_BOUND_LAG_S
+        return (short and not self.queued) or late
 
 
 def open_loop(

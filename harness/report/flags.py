@@ -33,7 +33,7 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags, loop: OpenLoop | No
     if loop is not None and loop.client_bound:
         out.append(f"client-bound (achieved {loop.achieved_rps:.2f} of {loop.offered_rps:.2f} req/s offered, "
                    f"lag p99 {loop.lag_p99_s * 1000:.1f} ms)")
-    if loop is not None and loop.queue_p99_s > 0:
+    if loop is not None and loop.queued:
         out.append(f"queued at max_concurrency (queue p99 {loop.queue_p99_s * 1000:.0f} ms)")
     if m.token_count_differs:
         out.append(f"tokens ≠ events ({m.token_count_differs} of {m.ok} requests)")

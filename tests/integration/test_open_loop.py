@@ -32,6 +32,7 @@ users = [
   { rate = 20, arrival = "poisson", max_concurrency = 2, measure = { min_s = 4, max_s = 4 } },
 ]
 warmup = { min_s = 0, max_s = 0 }
+measure = { min_s = 4, max_s = 4 }
 
 [flags]
 min_samples = 1
@@ -78,5 +79,8 @@ def test_a_capped_step_reports_client_queue_time(run: Path) -> None:
     # 5 tokens take ~130 ms: 2 slots carry ~15 req/s, so arrivals at 20 req/s wait for a slot
     assert float(capped["queue_p99_s"]) > 0.05
     assert "queued at max_concurrency" in capped["flags"]
+    # the cap, not the client, held the achieved rate below the offered one
+    assert float(capped["achieved_rps"]) < float(capped["offered_rps"])
+    assert "client-bound" not in capped["flags"] or float(capped["lag_p99_s"]) > 0.005
     steps = json.loads((run / "steps.json").read_text())
     assert steps[2]["rate"] == 20 and steps[2]["max_concurrency"] == 2 and "rate" not in steps[1]
