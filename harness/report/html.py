@@ -17,7 +17,7 @@ import jinja2
 from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
-from harness.report.tables import PERCENTILE_NOTE, ROWS, describe_run
+from harness.report.tables import PERCENTILE_NOTE, column_title, describe_run, rows_for
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -40,12 +40,14 @@ def report_html(
     """The whole page as a string; `images` are (caption, base64 PNG) pairs from `plots.plots`."""
     title, description = describe_run(manifest)
     rows = [
-        {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]} for row in ROWS
+        {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]}
+        for row in rows_for(steps)
     ]
     return _environment().get_template("report.html.j2").render(
         title=title,
         description=description,
-        columns=[s.info.users for s in steps],
+        column_title=column_title(steps),
+        columns=[s.info.label for s in steps],
         rows=rows,
         images=images,
         notes=[ATTRIBUTION_RULE, ATTRIBUTION_DETAIL, PERCENTILE_NOTE, FLAGS_NOTE.replace("*", "")],

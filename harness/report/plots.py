@@ -33,15 +33,18 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
     out: list[tuple[str, str]] = []
     if not steps:
         return out
-    users = [s.info.users for s in steps]
+    closed = all(s.info.rate is None for s in steps)
+    # closed loop: users on a log axis; with open-loop steps: the steps in order, labelled by load
+    users = [s.info.users for s in steps] if closed else list(range(len(steps)))
 
     def vs_users(title: str, series: dict[str, list[float]], ylabel: str) -> None:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for label, ys in series.items():
             ax.plot(users, ys, marker="o", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(users, [str(u) for u in users])
-        ax.set_xlabel("concurrent users")
+        if closed:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(users, [s.info.label for s in steps])
+        ax.set_xlabel("concurrent users" if closed else "step (users or requests/s)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend()
@@ -52,7 +55,7 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
     vs_users(
         "ITL vs users",
         {
-            "ITL p50 (E2E−TTFT)/(N−1)": [s.m.itl[50] * 1000 for s in steps],
+            "ITL p50 (last−first token)/(N−1)": [s.m.itl[50] * 1000 for s in steps],
             "ITL p99": [s.m.itl[99] * 1000 for s in steps],
             "gap p99 (pooled)": [s.m.gap[99] * 1000 for s in steps],
             "E2E/N p50 (llmperf)": [s.m.e2e_per_token[50] * 1000 for s in steps],
@@ -81,7 +84,7 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
                     xs,
                     [(i + 1) / len(xs) for i in range(len(xs))],
                     where="post",
-                    label=f"{s.info.users} users",
+                    label=f"{s.info.label} users" if s.info.rate is None else s.info.label,
                 )
         ax.set_xlabel("ms" if scale == 1000 else "s")
         ax.set_ylabel("fraction of requests")

@@ -221,13 +221,27 @@ ROWS: list[Row] = [
 ]
 
 
+OPEN_LOOP_METRICS = ("achieved_rps", "lag_p99_s", "queue_p99_s", "ttft_intended_p99_s")
+
+
+def rows_for(steps: Sequence[StepReport]) -> list[Row]:
+    """The rows a report shows: the open-loop ones only when a step is open-loop."""
+    if any(s.open_loop is not None for s in steps):
+        return ROWS
+    return [row for row in ROWS if row.metric not in OPEN_LOOP_METRICS]
+
+
+def column_title(steps: Sequence[StepReport]) -> str:
+    """What the columns are: user counts, or (with open-loop steps) users or rates."""
+    return "Concurrent users" if all(s.info.rate is None for s in steps) else "Load (users or rate)"
+
+
 def markdown_table(steps: Sequence[StepReport]) -> str:
     """Metrics as rows, user counts as columns (the layout of llmperf-based published tables)."""
-    title = "Concurrent users" if all(s.info.rate is None for s in steps) else "Load (users or rate)"
-    header = f"| {title} | " + " | ".join(s.info.label for s in steps) + " |"
+    header = f"| {column_title(steps)} | " + " | ".join(s.info.label for s in steps) + " |"
     sep = "|---|" + "---|" * len(steps)
     lines = [header, sep]
-    for row in ROWS:
+    for row in rows_for(steps):
         lines.append(f"| {row.label} | " + " | ".join(row.cell(s) for s in steps) + " |")
     return "\n".join(lines)
 
@@ -260,7 +274,7 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
     title, line = describe_run(manifest)
     lines = [f"# {title}", "", line]
     lines += ["", markdown_table(steps), "", "How each row is computed:", ""]
-    for row in ROWS:
+    for row in rows_for(steps):
         lines.append(f"- **{row.label}**: {row.explanation}.")
     lines += ["", f"{ATTRIBUTION_RULE} {PERCENTILE_NOTE}", "", FLAGS_NOTE]
     return "\n".join(lines) + "\n"
