@@ -17,14 +17,18 @@ class StepTag:
     users: int | None = None
     phase: str = "measure"  # "ramp" | "warmup" | "measure" | "cooldown" | "done"
     drivers: int = 1  # open-loop steps: how many load generators share the step's rate
+    start_wall: float | None = None  # when the step started (time.time()): the schedules' common clock
 
 
 _current = StepTag()
 
 
-def set_step(step: int | None, users: int | None, phase: str = "measure", drivers: int = 1) -> None:
+def set_step(
+    step: int | None, users: int | None, phase: str = "measure", drivers: int = 1,
+    start_wall: float | None = None,
+) -> None:  # fmt: skip
     global _current
-    _current = StepTag(step, users, phase, drivers)
+    _current = StepTag(step, users, phase, drivers, start_wall)
 
 
 def current() -> StepTag:

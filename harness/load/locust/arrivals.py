@@ -5,7 +5,8 @@ distributed one per worker (the shape asks for as many users as workers, Locust 
 one, and the step tag says how many share the rate). That user does not send requests one after
 another: `drive` walks its share of the arrival schedule (harness.load.arrivals: rate R/W, a seed
 derived from the run's and the worker's index), sleeps until each intended send time on an
-absolute clock, and spawns the request in its own greenlet on a free keep-alive connection, so a
+absolute clock shared by every driver (the step's start, from the master's step tag), and
+spawns the request in its own greenlet on a free keep-alive connection, so a
 slow response never delays the next arrival. With `max_concurrency` the driver's share of the
 cap bounds the requests in flight; an arrival waits for a slot, and that wait is recorded as the
 request's client queue time. Each record carries its intended send time (`Record.t_intended`).
@@ -51,9 +52,15 @@ def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
     slots = Semaphore(cap) if cap is not None else None
     group: Group = user.arrivals
     free: list[Connection] = user.spare_connections
-    t0 = _perf()
+    # Every driver's schedule runs on the step's start (the master's clock, in the tag), so the
+    # shares interleave as planned; arrivals due before this driver was running are not sent.
+    started = _perf()
+    anchor = tag.start_wall if tag.start_wall is not None else time.time()
+    t0 = started + (anchor - time.time())
     for t in schedule(part, worker_seed(run_seed, tag.step or 0, index), offset):
         due = t0 + t
+        if due < started:
+            continue
         delay = due - _perf()
         if delay > 0:
             gevent.sleep(delay)

@@ -158,7 +158,10 @@ class PlanShape(LoadTestShape):
             self._tag(last.step, last.users, "done")
             return None
         users = self._target(tick)
-        self._tag(tick.step, tick.step_users, tick.tag, self.drivers())
+        # an open-loop step's schedules run on its ramp's start (when its drivers are started)
+        mine = [sp for sp in self.plan.spans if sp.step == tick.step]
+        start = next((sp.start for sp in mine if sp.phase == "ramp"), mine[0].start)
+        self._tag(tick.step, tick.step_users, tick.tag, self.drivers(), self._wall0 + start)
         # an open-loop step's drivers start at once
         return users, tick.spawn_rate if users == tick.users else max(tick.spawn_rate, float(users))
 
@@ -175,10 +178,12 @@ class PlanShape(LoadTestShape):
             return self.drivers()
         return tick.users
 
-    def _tag(self, step: int, users: int, phase: str, drivers: int = 1) -> None:
-        runstate.set_step(step, users, phase, drivers)
+    def _tag(
+        self, step: int, users: int, phase: str, drivers: int = 1, start_wall: float | None = None
+    ) -> None:
+        runstate.set_step(step, users, phase, drivers, start_wall)
         if isinstance(self.runner, MasterRunner):
-            self.runner.send_message(STEP_MESSAGE, [step, users, phase, drivers])
+            self.runner.send_message(STEP_MESSAGE, [step, users, phase, drivers, start_wall])
 
     def stop_clock(self) -> None:
         """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""

@@ -1,0 +1,112 @@
+"""An open-loop step over Locust's master and two workers: the master splits the rate, each worker
+drives its share with its own seed, and the union of both schedules is the requested process
+(a constant 20 req/s: the two workers' 10 req/s schedules interleave)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.targets.emulator_process import EmulatorProcess
+
+pytestmark = [pytest.mark.distributed, pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
+RUN_TIMEOUT_S = 60.0
+
+SCENARIO = """\
+name = "openloop-distributed"
+
+[workload]
+input_mean = 50
+input_stddev = 0
+output_mean = 5
+output_stddev = 0
+prompt_pool_size = 100
+
+[steps]
+users = [{ rate = 20, arrival = "constant", measure = { min_s = 6, max_s = 6 } }]
+warmup = { min_s = 1, max_s = 1 }
+
+[request]
+timeout_s = 30
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess) -> Path:
+    tmp = tmp_path_factory.mktemp("openloop-distributed")
+    scenario, out, logs = tmp / "scenario.toml", tmp / "records", tmp / "logs"
+    scenario.write_text(SCENARIO)
+    logs.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
+    env.update(HARNESS_SCENARIO=str(scenario), PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    port = _free_port()
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
+    master = [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+              "--master-bind-port", str(port), "--host", fast_emulator.url, "--records-dir", str(out)]
+    worker = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    procs: list[subprocess.Popen] = []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    try:
+        for name, cmd in [("master", master), ("worker0", worker), ("worker1", worker)]:
+            with open(logs / f"{name}.log", "w") as fh:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT))
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        codes = [p.poll() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+    tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.iterdir()))
+    assert codes == [0, 0, 0], f"exit codes {codes}\n{tail}"
+    return out
+
+
+def test_the_union_of_the_workers_schedules_is_the_requested_rate(records: Path) -> None:
+    files = sorted(records.glob("records-*.jsonl"))
+    per_worker = [[json.loads(line) for line in p.read_text().splitlines()] for p in files]
+    assert len(per_worker) == 2 and all(per_worker), [p.name for p in files]
+
+    def intended(r: dict) -> float:
+        return r["wall_start"] - (r["t_send"] - r["t_intended"])
+
+    shares = []
+    for recs in per_worker:
+        times = sorted(intended(r) for r in recs if r["phase"] == "measure")
+        assert all(r["t_intended"] is not None for r in recs)
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.1, abs=0.002)  # each worker: 10 req/s
+        shares.append(times)
+    union = sorted(shares[0] + shares[1])
+    gaps = [b - a for a, b in zip(union, union[1:], strict=False)]
+    # interleaved on the step's common clock: the union is 20 req/s, gaps of 50 ms
+    assert len(union) == pytest.approx(20 * 6, rel=0.1)
+    assert statistics_median(gaps) == pytest.approx(0.05, abs=0.005)
+    rebuilt = subprocess.run([sys.executable, "-m", "harness", "report", str(records), "--no-plots"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    row = next(csv.DictReader(open(records / "summary.csv")))
+    assert float(row["achieved_rps"]) / float(row["offered_rps"]) == pytest.approx(1.0, abs=0.02)
+
+
+def statistics_median(xs: list[float]) -> float:
+    ordered = sorted(xs)
+    return ordered[len(ordered) // 2]
