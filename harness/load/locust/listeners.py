@@ -228,6 +228,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
         return  # the sweep writes its own steps after the run
     shape.stop_clock()
     runlog.write_steps(run_dir(shared.config), shape.steps_json())
+    if shared.prompt_stats:  # a local runner built the prompts itself (workers keep their own)
+        runlog.write_end(run_dir(shared.config), prompts=shared.prompt_stats)
 
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:
