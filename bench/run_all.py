@@ -3,10 +3,13 @@
 Suites (`--suite`, repeatable; default: client):
 - client: bench/client_capacity.py: one client core carrying 64..1024 streams of our Locust user
   against the emulator pinned to the other core (issue #6), with the server's lateness subtracted;
-- emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core.
+- emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core;
+- pacing: bench/open_loop_pacing.py: offered vs achieved rate and schedule lag of open-loop steps at
+  100, 500 and 2000 req/s on one client core (short outputs).
 
     make perf                                # the client suite, default settings
     make perf ARGS="--suite client --suite emulator"
+    make perf ARGS="--suite pacing"
     make perf ARGS="--suite client -- --streams 1024 --window-s 20"
 
 Other arguments (or everything after `--`) go to every selected suite, e.g.
@@ -22,7 +25,11 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SUITES = {"client": BENCH / "client_capacity.py", "emulator": BENCH / "emulator_capacity.py"}
+SUITES = {
+    "client": BENCH / "client_capacity.py",
+    "emulator": BENCH / "emulator_capacity.py",
+    "pacing": BENCH / "open_loop_pacing.py",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
