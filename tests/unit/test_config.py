@@ -47,7 +47,7 @@ def test_shipped_scenarios_are_valid_and_found_by_name() -> None:
     default = load_config(find_scenario("default"), environ={})
     assert default.users == [1, 2, 4, 8, 16]
     # windows of measured requests (they fit any server), each with a time cap
-    assert [s.measure.min_requests for s in default.plan_steps()] == [6, 8, 4, 8, 16]
+    assert [s.measure.min_requests for s in default.plan_steps()] == [6, 12, 4, 8, 16]
     assert all(s.measure.max_s == 300 and s.warmup.max_s == 0 for s in default.plan_steps())
     assert seed.steps.restart and default.steps.restart
 
@@ -97,10 +97,10 @@ def test_command_line_windows_win_over_per_step_windows() -> None:
     whose steps each carry their own window."""
     path = find_scenario("default")
     base = load_config(path, environ={}).plan_steps()
-    assert [s.measure.min_requests for s in base] == [6, 8, 4, 8, 16]
+    assert [s.measure.min_requests for s in base] == [6, 12, 4, 8, 16]
     longer = load_config(path, cli=cli("--measure-min-s", "60"), environ={}).plan_steps()
     assert all(s.measure.min_s == 60 and s.measure.max_s == 300 for s in longer)
-    assert [s.measure.min_requests for s in longer] == [6, 8, 4, 8, 16]  # the per-step tables' own
+    assert [s.measure.min_requests for s in longer] == [6, 12, 4, 8, 16]  # the per-step tables' own
     capped = load_config(path, cli=cli("--measure-max-s", "120", "--measure-min-requests", "5"),
                          environ={}).plan_steps()
     assert all(s.measure.max_s == 120 and s.measure.min_requests == 5 for s in capped)
