@@ -182,6 +182,9 @@ class Steps(_Section):
     restart: bool = Field(
         False, description="stop all users at each step boundary and start the step's users together"
     )
+    stop_min_s: NonNeg = Field(
+        0.0, description="with restart: pause at least this long after stopping users (the server drains)"
+    )
     spawn_rate: Pos = Field(100.0, description="users started per second when a step ramps")
 
 

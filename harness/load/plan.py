@@ -11,7 +11,8 @@ Each step goes [stop →] ramp → warmup → measure → cooldown:
   The shape asks for 0 users; the runner stops every user of the previous step (killed greenlets:
   their in-flight requests, all sent in the previous step's cool-down, end as "cancelled" records
   that count in no step). The phase ends when the runner reports no users left (in practice at
-  its next poll, ~1 s later) or after `stop_max_s`.
+  its next poll, ~1 s later) or after `stop_max_s`, and lasts at least `stop_min_s` (a pause in
+  which the server finishes what the stopped requests left it, before the step's users arrive).
 - ramp: users are being started (until Locust reports spawning complete, or |Δusers| / spawn_rate
   seconds); requests sent now are tagged "ramp" and never count. With `restart` a step ramps from
   0 to N at max(spawn_rate, N) users/s, i.e. in one go, so the users send their first requests
@@ -81,6 +82,7 @@ class SweepPlan:
         restart: bool = False,
         stop_max_s: float = STOP_MAX_S,
         cooldown_min_s: float = 0.0,
+        stop_min_s: float = 0.0,
     ) -> None:
         if not steps:
             raise ValueError("a sweep needs at least one step")
@@ -93,6 +95,7 @@ class SweepPlan:
         self.restart = restart
         self.stop_max_s = stop_max_s
         self.cooldown_min_s = cooldown_min_s
+        self.stop_min_s = min(stop_min_s, stop_max_s)
         self.spans: list[Span] = []
         self._index = -1
         self._phase = ""
@@ -142,7 +145,7 @@ class SweepPlan:
     def _phase_over(self, now: float, completed: int, spawned: bool, sent: int, open_: int) -> bool:
         elapsed = now - self._start
         if self._phase == "stop":
-            return spawned or elapsed >= self.stop_max_s
+            return (spawned and elapsed >= self.stop_min_s) or elapsed >= self.stop_max_s
         if self._phase == "ramp":
             return spawned or elapsed >= self.ramp_s(self._index)
         spec = self.steps[self._index]
@@ -224,7 +227,7 @@ class SweepPlan:
 
     def _bounds(self, index: int, phase: str) -> tuple[float, float]:
         if phase == "stop":
-            return 0.0, min(1.0, self.stop_max_s)  # one runner poll, in practice
+            return self.stop_min_s, min(max(1.0, self.stop_min_s + 1.0), self.stop_max_s)  # + one poll
         if phase == "ramp":
             r = self.ramp_s(index)
             return r, r

@@ -208,3 +208,13 @@ def test_time_left_counts_the_stops() -> None:
     lo, hi = plan.time_left(0.0)
     assert lo == pytest.approx(0.01 + 10 + 0 + 0.02 + 10)  # a stop may take no time at all
     assert hi == pytest.approx(0.01 + 10 + 1 + 0.02 + 10)  # or one runner poll
+
+
+def test_a_stop_can_pause_so_the_server_drains() -> None:
+    plan = SweepPlan([step(1, warm=0, measure=(1, 1, 0)), step(2, warm=0)], 100.0, restart=True, stop_min_s=4)
+    plan.tick(0.0, 0)
+    plan.tick(0.5, 0, spawned=True)
+    assert plan.tick(1.5, 0).phase == "stop"
+    assert plan.tick(2.5, 0, spawned=True).phase == "stop"  # no users left, but the pause holds
+    tick = plan.tick(5.5, 0, spawned=True)
+    assert (tick.phase, tick.users) == ("ramp", 2)  # the step's users start 4 s after the stop began

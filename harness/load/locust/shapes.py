@@ -248,7 +248,8 @@ class SweepShape(PlanShape):
         cfg = shared.config
         cooldown_min = DISTRIBUTED_COOLDOWN_MIN_S if isinstance(self.runner, MasterRunner) else 0.0
         return SweepPlan(
-            cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart, cooldown_min_s=cooldown_min
+            cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart, cooldown_min_s=cooldown_min,
+            stop_min_s=cfg.steps.stop_min_s,
         )
 
 
