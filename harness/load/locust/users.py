@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +46,8 @@ class Shared:
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
+        self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
+        self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
@@ -86,6 +89,13 @@ class Shared:
         writer = self.writer or self.open_writer()
         writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+        for subscriber in self.subscribers:
+            subscriber(record)
+
+    def subscribe(self, fn: Callable[[Record], None]) -> None:
+        """Also hand every record of this process (a master: every record that reaches it) to `fn`."""
+        if fn not in self.subscribers:
+            self.subscribers.append(fn)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -169,9 +179,13 @@ class StreamingUser(User):
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
-        rec, received = apis.run_request(
-            self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
-        )
+        shared.in_flight += 1
+        try:
+            rec, received = apis.run_request(
+                self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
+            )
+        finally:
+            shared.in_flight -= 1
         self.report(rec, received)
         return rec
 
