@@ -35,6 +35,7 @@ from harness.report.tables import ROWS
 TRAILING_S = 10.0  # the latency series' trailing window
 MAX_POINTS = 7200  # two hours of 1 s samples, then the oldest go
 PLACE_MARGIN_S = 5.0  # an unplaced record this recent may still meet a window being opened
+OPEN_REFRESH_S = 3.0  # an open window's column is recomputed at most this often (it reads every token)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class LiveView:
     tokens: dict[int, int] = field(default_factory=dict)  # wall second → token events arrived
     errors: Counter[str] = field(default_factory=Counter)
     points: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
+    records: int = 0  # records seen this test
     _cache: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -82,8 +84,10 @@ class LiveView:
         self.errors.clear()
         self.points.clear()
         self._cache.clear()
+        self.records = 0
 
     def add(self, r: Record) -> None:
+        self.records += 1
         if r.ok:
             self.recent.append(_Recent(r.wall_end, metrics.ttft_s(r), metrics.itl_s(r)))
         else:
@@ -140,20 +144,28 @@ class LiveView:
         return [[s, n] for s, n in sorted(self.tokens.items())]
 
     def step_table(
-        self, infos: Sequence[StepInfo], price: float | None, flags: Flags
+        self, infos: Sequence[StepInfo], price: float | None, flags: Flags,
+        open_steps: frozenset[int] = frozenset(), now: float | None = None,
     ) -> dict[str, Any]:
         """The report's table (harness.report.tables.ROWS) over the steps whose window has opened:
         a closed window's column is the report's column for that step once its last overlapping
-        record arrived; an open one is computed as if the window closed now."""
+        record arrived; an open one (`open_steps`, its window ending now) is recomputed at most
+        every OPEN_REFRESH_S, as reading every token of the window blocks the event loop."""
+        now = time.monotonic() if now is None else now
         self.place()
         columns = []
         for info in infos:
             recs = self.steps.get(info.step, [])
             key = (info.window, len(recs), info.client_cpu_percent, info.sched_lag_p99_ms)
             cached = self._cache.get(info.step)
-            if cached is None or cached[0] != key:
+            fresh = cached is not None and (
+                cached[0] == key
+                or (info.step in open_steps and cached[0][0].start == info.window.start
+                    and now - cached[2] < OPEN_REFRESH_S)
+            )
+            if not fresh:
                 (report,) = compute(recs, [info], price, flags)
-                cached = self._cache[info.step] = (key, report)
+                cached = self._cache[info.step] = (key, report, now)
             columns.append(cached[1])
         return {
             "users": [s.info.users for s in columns],

@@ -152,7 +152,7 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
     page.screenshot(path=tmp_path / "llm-tab-step2.png", full_page=True)
     if os.environ.get("HARNESS_DOCS_SCREENSHOTS") == "1":
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
-        page.locator("#llm-tab").screenshot(path=DOCS_IMG)
+        page.screenshot(path=DOCS_IMG)  # the viewport: Locust's header, its tabs and the charts
     page.get_by_role("button", name="Stop").click()
     link = page.wait_for_selector("#llm-tab a[data-report]", timeout=30_000)
     shown = shown_column(page, 0)

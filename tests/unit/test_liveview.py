@@ -117,3 +117,22 @@ def test_the_series_use_exact_percentiles_of_the_trailing_window():
     assert sum(rates.values()) == sum(r.output_tokens for r in records if r.ok or r.error_type == "cancelled")
     view.reset()
     assert not view.points and not view.steps and not view.token_rate()
+
+
+def test_an_open_window_is_recomputed_at_most_every_few_seconds():
+    records = sweep_records()
+    view = LiveView(spans=lambda: SPANS)
+    first = [r for r in records if r.wall_end < 1020.0]
+    for r in first:
+        view.add(r)
+    growing = StepInfo(step=0, users=1, window=Window(1010.0, 1020.0))
+    before = view.step_table([growing], None, Flags(), frozenset({0}), now=100.0)
+    for r in records:
+        if 1020.0 <= r.wall_end < 1022.0:
+            view.add(r)
+    later = StepInfo(step=0, users=1, window=Window(1010.0, 1022.0))
+    assert view.step_table([later], None, Flags(), frozenset({0}), now=101.0) == before  # cached
+    after = view.step_table([later], None, Flags(), frozenset({0}), now=110.0)
+    assert after != before
+    assert after["rows"][0]["cells"] == [row.cell(s) for s in compute(records, [later], None, Flags())
+                                         for row in ROWS[:1]]

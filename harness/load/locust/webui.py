@@ -112,14 +112,15 @@ class LlmTab:
             "left_s": [lo, None if hi == float("inf") else hi],
         }
 
-    def infos(self) -> list[StepInfo]:
-        """The report's StepInfo of each step whose window has opened; an open one ends now."""
+    def infos(self) -> tuple[list[StepInfo], frozenset[int]]:
+        """The report's StepInfo of each step whose window has opened (an open one ends now), and
+        which of them are open."""
         shape = self.shape()
         if shape is None:
-            return []
+            return [], frozenset()
         data = shape.steps_json()
         closed = {i.step: i for i in steps_from_json(data)}
-        out = []
+        out, still_open = [], set()
         for entry in data:
             m = entry["phases"].get("measure")
             if not m:
@@ -127,10 +128,11 @@ class LlmTab:
             if entry["step"] in closed:
                 out.append(closed[entry["step"]])
             else:
+                still_open.add(entry["step"])
                 window = Window(m["start_wall"], max(time.time(), m["start_wall"]))
                 out.append(StepInfo(step=entry["step"], users=entry["users"], window=window,
                                     min_requests=entry.get("min_requests", 0), spans=entry["phases"]))
-        return out
+        return out, frozenset(still_open)
 
     def state(self, since: float) -> dict[str, Any]:
         runner = self.environment.runner
@@ -138,6 +140,7 @@ class LlmTab:
         stopped = runner.state == STATE_STOPPED and self.test > 0
         points = [p for p in self.view.points if p["t"] > since]
         tokens = [x for x in self.view.token_rate() if x[0] >= since - 120]
+        infos, still_open = self.infos()
         return {
             "test": self.test,
             "state": runner.state,
@@ -147,7 +150,8 @@ class LlmTab:
             "spans": [s.__dict__ for s in self.spans()],
             "points": points,
             "tokens": tokens,
-            "table": self.view.step_table(self.infos(), cfg.target.price_per_hour, cfg.flags),
+            "table": self.view.step_table(infos, cfg.target.price_per_hour, cfg.flags, still_open),
+            "records": self.view.records,
             "run_dir": str(run_dir(cfg)) if self.test else None,
             "report": "llm/report" if stopped else None,
         }

@@ -126,7 +126,8 @@
       const lastv = [...s.values].reverse().find((p) => p[1] !== null && p[1] !== undefined);
       const item = el("span", { "data-series": s.key, "data-value": lastv ? lastv[1] : "" });
       item.appendChild(el("b", { style: `color:${color}` }, "━ "));
-      item.appendChild(document.createTextNode(`${s.name} ${lastv ? fmt(lastv[1], unit) : "–"}`));
+      const shown = unit === "count" || unit === "requests" ? "" : unit;
+      item.appendChild(document.createTextNode(`${s.name} ${lastv ? fmt(lastv[1], shown).trim() : "–"}`));
       legend.appendChild(item);
     });
     box.appendChild(legend);
@@ -188,6 +189,10 @@
       }
     }
     root.appendChild(el("div", { class: "llm-status", "data-status": cur ? cur.phase : "" }, status));
+    if (s.distributed && s.test && !s.records) {
+      root.appendChild(el("div", { class: "llm-note" }, "No records have reached this master yet: the " +
+        "figures below fill in as the workers' records arrive (the report reads every worker's file)."));
+    }
     if (s.report) {
       const p = el("div", { class: "llm-report" });
       p.appendChild(el("a", { href: s.report, target: "_blank", "data-report": "1" }, "Open this run's report (report.html)"));
