@@ -51,6 +51,7 @@ class LlmTab:
         self.view = LiveView(spans=self.spans)
         self.test = 0  # which test of this UI session the series belong to
         self.stopped_sampled = True
+        self.ended = False  # test_stop has fired (after the listeners wrote the run log's steps)
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -66,6 +67,10 @@ class LlmTab:
         self.view.reset()
         self.test += 1
         self.stopped_sampled = False
+        self.ended = False
+
+    def on_test_stop(self, **_kw: Any) -> None:
+        self.ended = True
 
     def sampler(self) -> None:
         while True:
@@ -137,7 +142,6 @@ class LlmTab:
     def state(self, since: float) -> dict[str, Any]:
         runner = self.environment.runner
         cfg = shared.config
-        stopped = runner.state == STATE_STOPPED and self.test > 0
         points = [p for p in self.view.points if p["t"] > since]
         tokens = [x for x in self.view.token_rate() if x[0] >= since - 120]
         infos, still_open = self.infos()
@@ -153,7 +157,7 @@ class LlmTab:
             "table": self.view.step_table(infos, cfg.target.price_per_hour, cfg.flags, still_open),
             "records": self.view.records,
             "run_dir": str(run_dir(cfg)) if self.test else None,
-            "report": "llm/report" if stopped else None,
+            "report": "llm/report" if self.ended else None,
         }
 
 
@@ -165,6 +169,7 @@ def install(environment: Any) -> LlmTab | None:
     tab = LlmTab(environment)
     shared.subscribe(tab.view.add)
     environment.events.test_start.add_listener(tab.on_test_start)
+    environment.events.test_stop.add_listener(tab.on_test_stop)  # after listeners.py's: steps written
     gevent.spawn(tab.sampler)
     _routes(web_ui.app, tab)
     web_ui.template_args["extended_tabs"] = [{"title": "LLM", "key": TAB_KEY}]
