@@ -1,5 +1,5 @@
-// The LLM tab of Locust's web UI (harness/load/locust/webui.py). Plain SVG, no library: polls
-// ./llm/state every second and draws while the "LLM" tab (?tab=llm) is selected. Every figure
+// The LLM tab of Locust's web UI (harness/load/locust/webui.py). Plain SVG, no library: while the
+// "LLM" tab (?tab=llm) is selected it polls ./llm/state every second and draws. Every figure
 // comes from the server, which computes it from the records with the report's own functions.
 (function () {
   "use strict";
@@ -231,6 +231,11 @@
   }
 
   async function poll() {
+    if (!active()) { // nothing to draw: leave the load generator's process alone
+      root.style.display = "none";
+      setTimeout(poll, POLL_MS / 2);
+      return;
+    }
     try {
       const res = await fetch(`./llm/state?since=${since}`, { cache: "no-store" });
       if (res.ok) {
