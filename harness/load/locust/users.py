@@ -6,11 +6,12 @@ Users read the run's `RunConfig` (harness.config.model) from `shared.config`, wh
 (harness.load.locust.listeners) resolve once per test, on every worker the same.
 
 Live view: each request is one Locust request ("POST", route), with the end-to-end time, so the
-Aggregated row and RPS count requests once. TTFT, ITL and TOKENS/s (per request, logged once each)
+Aggregated row and RPS count requests once. TTFT and ITL (per request, logged once each, ms)
 are written straight into `environment.stats.entries` under their own request_type, NOT through
 events.request: `RequestStats.log_request` would also feed `stats.total` (the Aggregated row).
-Entries are serialized to the master with the others, so this works distributed too. "Response
-time" columns of those rows are ms for TTFT/ITL and tokens/s for TOKENS/s.
+Entries are serialized to the master with the others, so this works distributed too. Tokens/s is
+not logged there: Locust's table would show it under "(ms)" headers; the web UI's LLM tab
+(harness.load.locust.webui) shows it, from the records.
 """
 
 from __future__ import annotations
@@ -207,8 +208,6 @@ class StreamingUser(User):
             entries[(route, "TTFT")].log(tok[0] / 1000.0, 0)
             if len(tok) > 1:
                 entries[(route, "ITL")].log((tok[-1] - tok[0]) / 1000.0 / (len(tok) - 1), 0)
-            if rec.ok and e2e_ms > 0:
-                entries[(route, "TOKENS/s")].log(len(tok) * 1000.0 / e2e_ms, 0)
 
 
 class TgiStreamUser(StreamingUser):
