@@ -177,7 +177,9 @@
     root.replaceChildren();
     if (!s) return;
     const cur = s.current;
-    let status = "No sweep running. Start one with the StepSweep shape.";
+    let status = s.test && s.state !== "stopped"
+      ? "No step plan (Locust's Default shape): the charts run; steps, phases and the table need StepSweep or FixedUsers."
+      : "No sweep running. Start one with the StepSweep shape.";
     if (cur && s.test) {
       if (cur.phase === "done" || s.state === "stopped") {
         status = `Finished (${s.state}) at step ${cur.step + 1} of ${cur.steps}.`;
