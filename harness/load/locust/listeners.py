@@ -33,6 +33,7 @@ from harness.config.settings import add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
+from harness.load.locust import webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
@@ -75,7 +76,8 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     if given:
         return RunConfig.model_validate_json(given)
     path = getattr(opts, "scenario", None)
-    cli = from_namespace(opts, skip=LOCUST_OWN)
+    # The web form sends every custom field; an empty one (an option without a default) is "not given".
+    cli = {k: v for k, v in from_namespace(opts, skip=LOCUST_OWN).items() if v != ""}
     if environment.host:
         cli["url"] = environment.host
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
@@ -102,6 +104,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
+    webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
     else:

@@ -150,6 +150,14 @@ class PlanShape(LoadTestShape):
             self.plan.spans[-1].end = self.get_run_time()
             self._cpu_end = self.monitor.cpu_seconds() if self.monitor else None
 
+    def wall_spans(self) -> list[tuple[int, int, str, float, float | None]]:
+        """Every phase so far as (step, users, phase, start, end or None) on the wall clock."""
+        if self.plan is None or self._wall0 is None:
+            return []
+        w0 = self._wall0
+        return [(s.step, s.users, s.phase, w0 + s.start, None if s.end is None else w0 + s.end)
+                for s in self.plan.spans]
+
     def steps_json(self) -> list[dict[str, Any]]:
         """Each step's phases as wall-clock spans, plus the client's health during its window."""
         if self.plan is None or self._wall0 is None:
