@@ -32,7 +32,8 @@ from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
-from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
+from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
+from harness.load.locust import endofrun, stopafter
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
+_environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
 def register(events: Any) -> None:
@@ -54,8 +56,11 @@ def register(events: Any) -> None:
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
+    events.spawning_complete.add_listener(_on_spawned)
     events.quitting.add_listener(_on_quitting)
+    events.quit.add_listener(endofrun.print_pending)
     PlanShape.before_test = staticmethod(prepare_test)
 
 
@@ -89,9 +94,11 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
 
 
 def _on_init(environment: Any, **_kw: Any) -> None:
+    _environments.append(environment)
     runner = environment.runner
+    stopafter.register_messages(runner)
     if isinstance(runner, WorkerRunner):
-        _worker_messages(runner)
+        _worker_messages(environment, runner)
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
     try:
@@ -105,16 +112,17 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
     else:
+        environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
 
-def _worker_messages(runner: Any) -> None:
+def _worker_messages(environment: Any, runner: Any) -> None:
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
         step, users, phase = msg.data
         runstate.set_step(step, users, phase)
 
     runner.register_message(STEP_MESSAGE, set_tag)
-    monitor = ClientMonitor().start()
+    monitor = environment.harness_monitor = ClientMonitor().start()
 
     def push() -> None:
         while True:
@@ -130,9 +138,9 @@ def _worker_messages(runner: Any) -> None:
 
 
 def _health_received(environment: Any, msg: Any, **_: Any) -> None:
-    shape = environment.shape_class
-    if isinstance(shape, PlanShape):
-        shape.worker_health.add(str(msg.node_id), msg.data)
+    store = endofrun.worker_health(environment)
+    if store is not None:
+        store.add(str(msg.node_id), msg.data)
 
 
 def _prepare_guess(environment: Any) -> None:
@@ -181,10 +189,19 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         else:
             cfg = prepare_test(environment)
         environment.harness_test_ready = False  # consumed: the next test resolves afresh
+        stopafter.arm(environment, cfg.request.stop_after_requests)
+        monitor = getattr(environment, "harness_monitor", None)
+        environment.harness_clock = None
+        if not isinstance(environment.shape_class, PlanShape):  # Locust's own user count
+            users = int(getattr(runner, "target_user_count", 0) or getattr(environment.parsed_options,
+                                                                           "num_users", 0) or 0)
+            environment.harness_clock = endofrun.PlainRunClock(runner, monitor)
+            environment.harness_clock.start(users)
         if isinstance(runner, MasterRunner):
             return
     else:
         cfg = resolve_config(environment)
+    _watch(environment, cfg)
     if shared.preparing is not None:
         shared.preparing.join()
         shared.preparing = None
@@ -218,16 +235,42 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 
+def _watch(environment: Any, cfg: RunConfig) -> None:
+    """The live client-bound warning of this test, in the process that sends the requests."""
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = LiveWatch(cfg.flags.max_client_cpu_percent, cfg.flags.max_sched_lag_ms)
+
+
+def _ours_to_report(environment: Any) -> bool:
+    """This process ends the test's run log (local runner or master), unless the sweep CLI does."""
+    sweep = getattr(environment, "harness_sweep", False)
+    return not isinstance(environment.runner, WorkerRunner) and not sweep
+
+
+def _on_spawned(user_count: int, **_kw: Any) -> None:
+    for environment in _environments:
+        clock = getattr(environment, "harness_clock", None)
+        if clock is not None:
+            clock.spawned(user_count)
+
+
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    """Before Locust stops the users: the window ends now, not when their requests are cancelled."""
+    if _ours_to_report(environment):
+        endofrun.steps_at_stop(environment)
+
+
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if shared.writer is not None:
         shared.writer.flush()
-    shape = environment.shape_class
-    if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = None
+    if not _ours_to_report(environment):
         return
-    if getattr(environment, "harness_sweep", False):
-        return  # the sweep writes its own steps after the run
-    shape.stop_clock()
-    runlog.write_steps(run_dir(shared.config), shape.steps_json())
+    runlog.write_steps(run_dir(shared.config), endofrun.steps_at_stop(environment))
+    endofrun.report_at_stop(environment)
 
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:

@@ -1,0 +1,149 @@
+"""Every test of a locustfile run ends with its run log's steps, the report files and an exact summary.
+
+Whatever runs the users — a shape of ours (StepSweep, FixedUsers) or Locust's own user count
+(`--headless -u N`, the web UI's form, its "edit" button) — the process that runs the test (local
+runner or master) writes the steps into the run log when the test stops, then rebuilds the report
+from the records directory and the run log alone (harness.report.build: the sweep's very functions),
+and prints the exact summary (harness.report.terminal) with the directory's path: headless, after
+Locust's own table (at Locust's `quit` event); in the web UI, when the test stops.
+
+`PlainRunClock` gives Locust's own user count steps as a sweep has: step 0 ramps from the test's
+start until spawning completes, then measures until the test stops (test_stopping: before Locust
+kills the users, whose requests end as `cancelled`); a new user count during the test (the web
+UI's edit) closes the window and opens the next step's when its spawning completes. Its records
+carry the step tags (broadcast to workers), so the report attributes them as a sweep's.
+
+Distributed: the master can only summarise the records that reach its records directory (workers
+on the same host write theirs there; records of other hosts must be gathered first, or streamed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from locust.runners import MasterRunner
+
+from harness.load import runstate
+from harness.load.health import WorkerHealth, summarize
+from harness.load.locust.monitor import ClientMonitor
+from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
+from harness.load.locust.users import off_loop, run_dir, shared
+
+log = logging.getLogger(__name__)
+_pending: list[str] = []  # headless: summaries printed at Locust's `quit`, after its table
+
+
+class PlainRunClock:
+    """The steps of a test whose user count is Locust's own (see the module docstring)."""
+
+    def __init__(self, runner: Any, monitor: ClientMonitor | None) -> None:
+        self.runner = runner
+        self.monitor = monitor
+        self.worker_health = WorkerHealth()
+        self.spans: list[dict[str, Any]] = []
+
+    def _cpu(self) -> float | None:
+        return self.monitor.cpu_seconds() if self.monitor else None
+
+    def _open(self, step: int, users: int, phase: str) -> None:
+        self.spans.append({"step": step, "users": users, "phase": phase, "start_wall": time.time(),
+                           "end_wall": None, "cpu_start_s": self._cpu(), "cpu_end_s": None})
+        runstate.set_step(step, users, phase)
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(STEP_MESSAGE, [step, users, phase])
+
+    def _close(self) -> None:
+        if self.spans and self.spans[-1]["end_wall"] is None:
+            self.spans[-1].update(end_wall=time.time(), cpu_end_s=self._cpu())
+
+    def start(self, users: int) -> None:
+        self.spans.clear()
+        self._open(0, users, "ramp")
+
+    def spawned(self, user_count: int) -> None:
+        if not self.spans or self.spans[-1]["end_wall"] is not None:
+            return
+        last = self.spans[-1]
+        if last["phase"] == "ramp":
+            self._close()
+            self._open(last["step"], user_count, "measure")
+        elif user_count != last["users"]:  # the user count was edited during the test
+            self._close()
+            self._open(last["step"] + 1, user_count, "measure")
+
+    def stop(self) -> None:
+        self._close()
+        if self.spans:
+            last = self.spans[-1]
+            runstate.set_step(last["step"], last["users"], "done")
+
+    def steps_json(self) -> list[dict[str, Any]]:
+        """The run log's `steps`, in PlanShape.steps_json's form."""
+        lags = self.monitor.lags if self.monitor else []
+        out: dict[int, dict[str, Any]] = {}
+        for span in self.spans:
+            entry = out.setdefault(span["step"], {
+                "step": span["step"], "users": span["users"], "min_requests": 0,
+                "warmup_rule": "none", "measure_rule": "until the test stopped", "phases": {}})
+            entry["users"] = span["users"]
+            entry["phases"][span["phase"]] = {k: span[k] for k in ("start_wall", "end_wall", "cpu_start_s",
+                                                                   "cpu_end_s")}
+        for entry in out.values():
+            m = entry["phases"].get("measure")
+            if not m or m["end_wall"] is None:
+                continue
+            client = summarize(lags, m["start_wall"], m["end_wall"], m["cpu_start_s"], m["cpu_end_s"])
+            workers = self.worker_health.summary(m["start_wall"], m["end_wall"])
+            if workers is not None:  # distributed: the workers send the requests
+                client = {"master_cpu_percent": client["cpu_percent"],
+                          "master_sched_lag_p99_ms": client["sched_lag_p99_ms"], **workers}
+            entry["client"] = client
+        return [out[k] for k in sorted(out)]
+
+
+def worker_health(environment: Any) -> WorkerHealth | None:
+    """Where the master keeps its workers' health samples for the test that runs."""
+    shape = environment.shape_class
+    if isinstance(shape, PlanShape):
+        return shape.worker_health
+    clock = getattr(environment, "harness_clock", None)
+    return clock.worker_health if clock is not None else None
+
+
+def steps_at_stop(environment: Any) -> list[dict[str, Any]]:
+    """The steps of the test that just stopped (its open span closed now)."""
+    shape = environment.shape_class
+    if isinstance(shape, PlanShape):
+        shape.stop_clock()
+        return shape.steps_json()
+    clock = getattr(environment, "harness_clock", None)
+    if clock is None:
+        return []
+    clock.stop()
+    return clock.steps_json()
+
+
+def report_at_stop(environment: Any) -> None:
+    """Rebuild the report of the test that stopped and print (or keep, headless) its summary."""
+    from harness.report.build import build_with_summary
+
+    cfg = shared.config
+    out = run_dir(cfg)
+    try:
+        text = off_loop(build_with_summary, out, cfg.output.plots)
+    except Exception as exc:  # noqa: BLE001 - a report must never take Locust's shutdown down
+        log.error("no report for %s: %s (python -m harness report %s)", out, exc, out)
+        return
+    opts = environment.parsed_options
+    if getattr(opts, "headless", False):
+        _pending.append(text)
+    else:
+        print(text, flush=True)
+
+
+def print_pending(**_kw: Any) -> None:
+    """Locust's `quit` listener (headless: after its own table): the summaries report_at_stop kept."""
+    while _pending:
+        print("\n" + _pending.pop(0), flush=True)
