@@ -4,8 +4,9 @@ Whatever runs the users — a shape of ours (StepSweep, FixedUsers) or Locust's 
 (`--headless -u N`, the web UI's form, its "edit" button) — the process that runs the test (local
 runner or master) writes the steps into the run log when the test stops, then rebuilds the report
 from the records directory and the run log alone (harness.report.build: the sweep's very functions),
-and prints the exact summary (harness.report.terminal) with the directory's path: headless, after
-Locust's own table (at Locust's `quit` event); in the web UI, when the test stops.
+and logs the exact summary (harness.report.terminal) with the directory's path where Locust logs
+its own table (stderr, --logfile, the web UI's log tab): headless, after that table (at Locust's
+`quit` event); in the web UI, when the test stops.
 
 `PlainRunClock` gives Locust's own user count steps as a sweep has: step 0 ramps from the test's
 start until spawning completes, then measures until the test stops (test_stopping: before Locust
@@ -32,6 +33,8 @@ from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.users import off_loop, run_dir, shared
 
 log = logging.getLogger(__name__)
+# Locust's own table is logged here (plain format, stderr and --logfile, and the web UI's log tab)
+table_log = logging.getLogger("locust.stats_logger")
 _pending: list[str] = []  # headless: summaries printed at Locust's `quit`, after its table
 
 
@@ -140,10 +143,10 @@ def report_at_stop(environment: Any) -> None:
     if getattr(opts, "headless", False):
         _pending.append(text)
     else:
-        print(text, flush=True)
+        table_log.info(text)
 
 
 def print_pending(**_kw: Any) -> None:
     """Locust's `quit` listener (headless: after its own table): the summaries report_at_stop kept."""
     while _pending:
-        print("\n" + _pending.pop(0), flush=True)
+        table_log.info("\n" + _pending.pop(0))
