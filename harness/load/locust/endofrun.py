@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from locust.runners import MasterRunner
@@ -35,7 +36,7 @@ from harness.load.locust.users import off_loop, run_dir, shared
 log = logging.getLogger(__name__)
 # Locust's own table is logged here (plain format, stderr and --logfile, and the web UI's log tab)
 table_log = logging.getLogger("locust.stats_logger")
-_pending: list[str] = []  # headless: summaries printed at Locust's `quit`, after its table
+_pending: list[Callable[[], str | None]] = []  # headless: built and logged at Locust's `quit`
 
 
 class PlainRunClock:
@@ -69,6 +70,7 @@ class PlainRunClock:
         if not self.spans or self.spans[-1]["end_wall"] is not None:
             return
         last = self.spans[-1]
+        user_count = user_count or last["users"]  # a master may report 0 before its workers do
         if last["phase"] == "ramp":
             self._close()
             self._open(last["step"], user_count, "measure")
@@ -129,24 +131,52 @@ def steps_at_stop(environment: Any) -> list[dict[str, Any]]:
 
 
 def report_at_stop(environment: Any) -> None:
-    """Rebuild the report of the test that stopped and print (or keep, headless) its summary."""
+    """Rebuild the report of the test that stopped and log its summary — headless, at Locust's
+    `quit` instead (after its table; a headless master's workers have then been told to quit, and
+    their last records reach the directory)."""
+    if getattr(environment.parsed_options, "headless", False):
+        _pending.append(lambda: _build(isinstance(environment.runner, MasterRunner)))
+        return
+    text = _build(False)
+    if text:
+        table_log.info(text)
+
+
+def _build(wait_for_workers: bool) -> str | None:
     from harness.report.build import build_with_summary
 
     cfg = shared.config
     out = run_dir(cfg)
+    if wait_for_workers:
+        _settle(out)
     try:
-        text = off_loop(build_with_summary, out, cfg.output.plots)
+        return off_loop(build_with_summary, out, cfg.output.plots)
     except Exception as exc:  # noqa: BLE001 - a report must never take Locust's shutdown down
         log.error("no report for %s: %s (python -m harness report %s)", out, exc, out)
-        return
-    opts = environment.parsed_options
-    if getattr(opts, "headless", False):
-        _pending.append(text)
-    else:
-        table_log.info(text)
+        return None
+
+
+def _settle(out: Any, quiet_s: float = 1.5, max_s: float = 15.0) -> None:
+    """Wait until the records files in `out` stop growing (workers flush every 0.5 s and when
+    they quit), at most max_s."""
+    import gevent
+
+    def sizes() -> dict[str, int]:
+        return {p.name: p.stat().st_size for p in out.glob("records*.jsonl")}
+
+    start, last, since = time.time(), sizes(), time.time()
+    while time.time() - start < max_s:
+        gevent.sleep(0.25)
+        now = sizes()
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet_s:
+            return
 
 
 def print_pending(**_kw: Any) -> None:
     """Locust's `quit` listener (headless: after its own table): the summaries report_at_stop kept."""
     while _pending:
-        table_log.info("\n" + _pending.pop(0))
+        text = _pending.pop(0)()
+        if text:
+            table_log.info("\n" + text)

@@ -201,7 +201,6 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             return
     else:
         cfg = resolve_config(environment)
-    _watch(environment, cfg)
     if shared.preparing is not None:
         shared.preparing.join()
         shared.preparing = None
@@ -219,6 +218,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
+    _watch(environment, cfg)  # after the pools are built: building them is not the test's load
 
 
 def _write_header(environment: Any, cfg: RunConfig) -> None:

@@ -50,6 +50,8 @@ def register_messages(runner: Any) -> None:
 
 
 def _send_done(runner: Any) -> None:
+    if shared.writer is not None:
+        shared.writer.flush()  # the master may read the records directory as soon as it stops the test
     try:
         runner.send_message(DONE_MESSAGE, None)
     except Exception as exc:  # noqa: BLE001 - the master is gone: nothing to tell
