@@ -173,5 +173,6 @@ def test_starved_client_is_warned_live_and_in_the_summary(fast_emulator, tmp_pat
 def test_help_lists_the_projects_options(tmp_path, locustfile):
     proc = locust(ROOT / "locustfiles" / locustfile, "--help", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    hint = "is tgi_loadtest_locust_help.pth in the venv? (`make venv` installs it)"
     for flag in ("--stop-after-requests", "--input-mean", "--records-dir", "--scenario"):
-        assert flag in proc.stdout, flag
+        assert flag in proc.stdout, (flag, hint)
