@@ -9,8 +9,11 @@
   (custom options travel that way), before the worker's test_start. So every process of a run,
   on every host, reads the same RunConfig.
 - That process writes the run log's header (harness.records.runlog) when a test starts and the
-  steps when it stops; workers take the step tag from the master and send it their client
-  health every second (custom messages).
+  steps when it stops, then the report and the exact summary (harness.load.locust.endofrun);
+  workers take the step tag from the master and send it their client health every second
+  (custom messages).
+- Every process that sends requests runs one ClientMonitor, which also logs the live client-bound
+  warning during a test; `--stop-after-requests` is harness.load.locust.stopafter.
 """
 
 from __future__ import annotations
