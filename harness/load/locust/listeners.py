@@ -192,6 +192,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         else:
             cfg = prepare_test(environment)
         environment.harness_test_ready = False  # consumed: the next test resolves afresh
+        environment.harness_test_started = True  # Locust fires test_stop at quit even without a test
         stopafter.arm(environment, cfg.request.stop_after_requests)
         monitor = getattr(environment, "harness_monitor", None)
         environment.harness_clock = None
@@ -246,9 +247,11 @@ def _watch(environment: Any, cfg: RunConfig) -> None:
 
 
 def _ours_to_report(environment: Any) -> bool:
-    """This process ends the test's run log (local runner or master), unless the sweep CLI does."""
+    """This process ends the test's run log (local runner or master), unless the sweep CLI does,
+    and a test did start (Locust fires test_stop when it quits without one, from the web UI)."""
     sweep = getattr(environment, "harness_sweep", False)
-    return not isinstance(environment.runner, WorkerRunner) and not sweep
+    started = getattr(environment, "harness_test_started", False)
+    return started and not isinstance(environment.runner, WorkerRunner) and not sweep
 
 
 def _on_spawned(user_count: int, **_kw: Any) -> None:
@@ -272,6 +275,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
         monitor.watch = None
     if not _ours_to_report(environment):
         return
+    environment.harness_test_started = False
     runlog.write_steps(run_dir(shared.config), endofrun.steps_at_stop(environment))
     endofrun.report_at_stop(environment)
 
