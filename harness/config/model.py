@@ -209,6 +209,11 @@ class Request(_Section):
     stamps: Stamps = Field(
         "kernel", description="token arrival stamps: kernel receive time or recv (read time)"
     )
+    stop_after_requests: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="send exactly this many requests in total (all users and workers), wait for those "
+        "in flight, then stop the test (locustfiles)",
+    )
 
     @field_validator("headers")
     @classmethod

@@ -20,18 +20,35 @@ import sys
 from pathlib import Path
 
 from harness.config.model import Flags
+from harness.records.record import Record
 from harness.records.runlog import read_run_log
 from harness.report.html import report_html
 from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
 from harness.report.plots import plots
 from harness.report.steps import StepReport, compute
 from harness.report.tables import csv_rows, markdown_table, summary_markdown, write_csv, write_parquet
+from harness.report.terminal import summary_text
 
 
 def build_report(
     run_dir: str | Path, write: bool = True, with_plots: bool = True
 ) -> tuple[list[StepReport], str]:
     """Recompute everything from the files in `run_dir`; returns the steps and summary.md text."""
+    steps, md, _records = rebuild(run_dir, write, with_plots)
+    return steps, md
+
+
+def build_with_summary(run_dir: str | Path, with_plots: bool = True) -> str:
+    """Write every report file of `run_dir` and return the exact end-of-run summary
+    (harness.report.terminal) — what a locustfile run prints when a test stops."""
+    steps, _md, records = rebuild(run_dir, True, with_plots)
+    return summary_text(steps, records, run_dir)
+
+
+def rebuild(
+    run_dir: str | Path, write: bool = True, with_plots: bool = True
+) -> tuple[list[StepReport], str, list[Record]]:
+    """`build_report`, also returning the records it read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no such results directory: {run_dir}")
@@ -55,19 +72,21 @@ def build_report(
         write_parquet(run_dir / "records.parquet", records)
         images = plots(steps, records) if with_plots else []
         (run_dir / "report.html").write_text(report_html(steps, images, manifest))
-    return steps, md
+    return steps, md, records
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir", help="a results/<run-id> directory")
+    ap.add_argument("run_dir", help="a results/<run-id> directory, or any directory of records-*.jsonl")
     ap.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     args = ap.parse_args(argv)
     try:
-        steps, md = build_report(args.run_dir, with_plots=not args.no_plots)
+        steps, _md, records = rebuild(args.run_dir, with_plots=not args.no_plots)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(markdown_table(steps))
+    print()
+    print(summary_text(steps, records, args.run_dir))
     print(f"\nreport: {Path(args.run_dir) / 'report.html'}")
     return 0

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from locust import User, constant, task
+from locust.exception import StopUser
 
 from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig
+from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.records.record import Record, RecordWriter, worker_id
@@ -50,6 +52,7 @@ class Shared:
         self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
         self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
+        self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
         self.config = config
@@ -174,9 +177,15 @@ class StreamingUser(User):
 
     @task
     def stream(self) -> None:
-        prompt = self.pool.next()
-        body = self.api.body(prompt.text, prompt.max_new_tokens)
-        self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        budget = shared.budget
+        if not budget.take():  # --stop-after-requests: this process has sent its share
+            raise StopUser()
+        try:
+            prompt = self.pool.next()
+            body = self.api.body(prompt.text, prompt.max_new_tokens)
+            self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        finally:
+            budget.finish()
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
