@@ -181,6 +181,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         else:
             cfg = prepare_test(environment)
         environment.harness_test_ready = False  # consumed: the next test resolves afresh
+        _start_telemetry(environment, cfg)
         if isinstance(runner, MasterRunner):
             return
     else:
@@ -218,9 +219,35 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 
+def _start_telemetry(environment: Any, cfg: RunConfig) -> None:
+    """Scrape the server's Prometheus metrics for this test (the process that runs the shape)."""
+    url = environment.host or cfg.target.url
+    every = cfg.telemetry.scrape_every_s
+    if not url or every <= 0:
+        return
+    try:
+        headers = request_headers(cfg.request, os.environ)
+    except ValueError:
+        headers = {}
+    from harness.load.locust.scraper import PrometheusScraper
+
+    target = url.rstrip("/") + "/" + cfg.telemetry.metrics_path.lstrip("/")
+    environment.harness_scraper = PrometheusScraper(target, run_dir(cfg), every, headers).start()
+
+
+def _stop_telemetry(environment: Any) -> None:
+    scraper = getattr(environment, "harness_scraper", None)
+    if scraper is None:
+        return
+    environment.harness_scraper = None
+    runlog.write_end(run_dir(shared.config), telemetry={"prometheus": scraper.stop()})
+
+
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if shared.writer is not None:
         shared.writer.flush()
+    if not isinstance(environment.runner, WorkerRunner):
+        _stop_telemetry(environment)
     shape = environment.shape_class
     if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
         return
