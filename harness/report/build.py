@@ -2,7 +2,9 @@
 
 Inputs in DIR: records-*.jsonl (the truth) and the run log run.jsonl (harness.records.runlog: the
 manifest with the configuration, and each step's phase spans and client health). Outputs:
-manifest.json, steps.json, summary.md, summary.csv, records.parquet, report.html — a run writes
+manifest.json, steps.json, summary.md, summary.csv, records.parquet, report.html (and, when the
+server's metrics were scraped into server_metrics.jsonl, server_metrics.parquet and the server
+section) — a run writes
 them with this very function, so a rebuild is identical. Directories written before the run log
 existed (manifest.json + steps.json) are read as they are. Nothing here talks to Locust or a
 server, so a report can be rebuilt at any time.
@@ -23,9 +25,17 @@ from harness.config.model import Flags
 from harness.records.runlog import read_run_log
 from harness.report.html import report_html
 from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
-from harness.report.plots import plots
+from harness.report.plots import plots, server_plot
 from harness.report.steps import StepReport, compute
 from harness.report.tables import csv_rows, markdown_table, summary_markdown, write_csv, write_parquet
+from harness.telemetry.series import SERVER_METRICS, read_scrapes, rows
+
+
+def write_server_parquet(path: Path, scrapes: object) -> None:
+    """The scraped samples as rows (time, name, labels, value): each series' change points."""
+    import pandas as pd
+
+    pd.DataFrame(rows(scrapes), columns=["time", "name", "labels", "value"]).to_parquet(path, index=False)
 
 
 def build_report(
@@ -44,7 +54,8 @@ def build_report(
     infos: list[StepInfo] = steps_from_json(steps_json) if steps_json else steps_from_records(records)
     cfg = manifest.get("config") or {}
     flags = Flags(**cfg["flags"]) if cfg.get("flags") else Flags()
-    steps = compute(records, infos, (cfg.get("target") or {}).get("price_per_hour"), flags)
+    scrapes = read_scrapes(run_dir / SERVER_METRICS)
+    steps = compute(records, infos, (cfg.get("target") or {}).get("price_per_hour"), flags, scrapes)
     md = summary_markdown(steps, manifest)
     if write:
         if from_log:
@@ -53,7 +64,9 @@ def build_report(
         (run_dir / "summary.md").write_text(md)
         write_csv(run_dir / "summary.csv", csv_rows(steps))
         write_parquet(run_dir / "records.parquet", records)
-        images = plots(steps, records) if with_plots else []
+        if scrapes is not None:
+            write_server_parquet(run_dir / "server_metrics.parquet", scrapes)
+        images = plots(steps, records) + server_plot(steps, scrapes) if with_plots else []
         (run_dir / "report.html").write_text(report_html(steps, images, manifest))
     return steps, md
 

@@ -11,7 +11,8 @@ FLAGS_NOTE = (
     "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests)."
+    "reached before min_requests), *server count differs* (the server's own request counters moved by a "
+    "different number than the client saw finish between the same two scrapes)."
 )
 
 

@@ -90,3 +90,44 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
         ax.set_title(title)
         out.append((title, _png(fig)))
     return out
+
+
+def server_plot(steps: Sequence[StepReport], scrapes: Any) -> list[tuple[str, str]]:
+    """Queue and batch size over the run, each step's
+    measurement window shaded: the server's side of the sweep as a time series."""
+    import matplotlib
+
+    from harness.telemetry.server_steps import SOURCES
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if scrapes is None or not scrapes.times or not steps:
+        return []
+    t0 = scrapes.times[0]
+    series = {}
+    for figure, label in (("queue", "queue size"), ("batch", "batch size")):
+        for name, match in SOURCES[figure]:
+            if scrapes.keys(name, match):
+                keys = scrapes.keys(name, match)
+                series[f"{label} ({name})"] = [
+                    (t, sum(scrapes.value_at(k, t) or 0.0 for k in keys)) for t in scrapes.times
+                ]
+                break
+    if not series:
+        return []
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for label, values in series.items():
+        ax.step([t - t0 for t, _ in values], [v for _, v in values], where="post", label=label)
+    for s in steps:
+        w = s.info.window
+        ax.axvspan(w.start - t0, w.end - t0, alpha=0.12, color="tab:green")
+        ax.text((w.start + w.end) / 2 - t0, 1.0, f"{s.info.users}u", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize="small")
+    ax.set_xlabel("seconds since the first scrape (shaded: measurement windows)")
+    ax.set_ylabel("requests")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    title = "Server queue and batch size over the run"
+    ax.set_title(title, pad=14)
+    return [(title, _png(fig))]

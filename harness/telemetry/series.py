@@ -31,6 +31,7 @@ from typing import Any
 from harness.telemetry.prometheus import Labels
 
 Key = tuple[str, Labels]
+SERVER_METRICS = "server_metrics.jsonl"
 
 
 class ChangeEncoder:

@@ -185,3 +185,25 @@ def _client_side(
     ttfts = [r.token_us[0] / 1e6 for r in measured if r.ok and r.token_us]
     if ttfts:
         out.ttft_mean = sum(ttfts) / len(ttfts)
+
+
+def columns(s: ServerStep) -> dict[str, float | None]:
+    """summary.csv's server columns (seconds for times, fractions for the KV cache)."""
+    out: dict[str, float | None] = {
+        "server_queue_mean": s.queue_mean,
+        "server_queue_max": s.queue_max,
+        "server_batch_mean": s.batch_mean,
+        "server_batch_max": s.batch_max,
+        "server_kv_cache_mean": s.kv_cache_mean,
+        "server_kv_cache_max": s.kv_cache_max,
+        "server_ok": s.server_ok,
+        "server_failed": s.server_failed,
+        "server_client_completed": s.client_completed,
+        "server_count_mismatch": s.count_mismatch,
+    }
+    for figure in ("queue_time", "prefill_time", "inference_time", "time_per_token"):
+        t = s.timings.get(figure)
+        out[f"server_{figure}_mean_s"] = t.mean if t else None
+        out[f"server_{figure}_p50_le_s"] = t.p50_le if t else None
+        out[f"server_{figure}_p99_le_s"] = t.p99_le if t else None
+    return out

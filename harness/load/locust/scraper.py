@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.telemetry.prometheus import parse
-from harness.telemetry.series import ChangeEncoder
-
-SERVER_METRICS = "server_metrics.jsonl"
+from harness.telemetry.series import SERVER_METRICS, ChangeEncoder
 
 
 class PrometheusScraper:
