@@ -11,6 +11,9 @@ token_benchmark_ray.py prefixes with `results_`). "—" means the tool has no su
 
 Regenerate the docs with `python -m harness.analysis.definitions > docs/metrics.md`
 (tests/unit/test_definitions.py fails when they differ).
+
+Length: over 400 lines because it is the registry's data (one entry per figure, client and server
+side); splitting it would put definitions that one docs page lists together in two places.
 """
 
 from __future__ import annotations

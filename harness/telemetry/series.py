@@ -5,9 +5,12 @@ Storage (`server_metrics.jsonl`, one JSON object a line, written by the sampler 
 a `{"kind": "source", ...}` line saying what was scraped, then one line per scrape
 `{"t": wall_time, "s": [[name, {labels}, value], ...], "types": {...}}` holding only the series
 whose value changed since the previous scrape (the first scrape holds them all), or
-`{"t": wall_time, "error": "..."}` when a scrape failed. A series keeps its value between the
-lines that change it, so the raw value of every series at every scrape time is recoverable, at a
-fraction of the size (TGI's `tgi_batch_next_size` alone has 1,025 buckets, almost all constant).
+`{"t": wall_time, "error": "..."}` when a scrape failed. Histogram `_bucket` series are stored as
+the count in each bucket alone (observations in (previous le, le]), not Prometheus' cumulative
+counts: one observation then changes one line instead of every bucket above it (`per_bucket`).
+A series keeps its value between the lines that change it, so the raw value of every series at
+every scrape time is recoverable, at a fraction of the size (TGI's `tgi_batch_next_size` alone
+has 1,025 buckets, almost all constant).
 `t` is `time.time()` in the process that runs the load shape: the clock of the step windows.
 
 Counters and histograms are read as *deltas over the window* (the value at the last scrape at or
@@ -34,8 +37,39 @@ Key = tuple[str, Labels]
 SERVER_METRICS = "server_metrics.jsonl"
 
 
+def _le(labels: Labels) -> float:
+    for k, v in labels:
+        if k == "le":
+            return math.inf if v.lower() in ("+inf", "inf") else float(v)
+    return math.nan
+
+
+def per_bucket(samples: Iterable[tuple[str, Labels, float]]) -> list[tuple[str, Labels, float]]:
+    """The samples with each histogram's cumulative `_bucket` counts turned into per-bucket counts
+    (observations in (previous le, le]). One observation then changes one bucket series instead of
+    every bucket above it, which is what keeps change-only storage small."""
+    out: list[tuple[str, Labels, float]] = []
+    groups: dict[tuple[str, Labels], list[tuple[float, Labels, float]]] = {}
+    for name, labels, value in samples:
+        if name.endswith("_bucket") and any(k == "le" for k, _ in labels):
+            rest = tuple(kv for kv in labels if kv[0] != "le")
+            groups.setdefault((name, rest), []).append((_le(labels), labels, value))
+        else:
+            out.append((name, labels, value))
+    for (name, _), buckets in groups.items():
+        buckets.sort(key=lambda b: b[0])
+        below = 0.0
+        for _, labels, cum in buckets:
+            out.append((name, labels, cum - below))
+            below = cum
+    return out
+
+
 class ChangeEncoder:
-    """Turns full scrapes into the change-only lines of the file (keeps the last value of each series)."""
+    """Turns full scrapes into the change-only lines of the file (keeps the last value of each series).
+
+    Histogram buckets are stored per bucket, not cumulative (`per_bucket`); the file's source line
+    says so (`"buckets": "per-bucket"`) and `Scrapes.histogram` adds them back up."""
 
     def __init__(self) -> None:
         self.last: dict[Key, float] = {}
@@ -43,7 +77,7 @@ class ChangeEncoder:
 
     def line(self, t: float, samples: Iterable[tuple[str, Labels, float]], types: dict[str, str]) -> dict:
         changed = []
-        for name, labels, value in samples:
+        for name, labels, value in per_bucket(samples):
             key = (name, labels)
             old = self.last.get(key)
             if old is None or (old != value and not (math.isnan(old) and math.isnan(value))):
@@ -131,19 +165,22 @@ class Scrapes:
         """The histogram's observations inside the window (summed over its matching series)."""
         buckets: dict[float, float] = {}
         for key in self.keys(name + "_bucket", match):
-            le = dict(key[1]).get("le")
-            if le is None:
+            bound = _le(key[1])
+            if math.isnan(bound):
                 continue
-            bound = math.inf if le.lower() in ("+inf", "inf") else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + self.delta(key, start, end)
         if not buckets:
             return None
         count = self.counter(name + "_count", start, end, match)
         total = self.counter(name + "_sum", start, end, match)
         bounds = sorted(buckets)
+        cumulative, running = [], 0.0
+        for b in bounds:
+            running += buckets[b]
+            cumulative.append(running)
         return HistogramDelta(
             bounds=bounds,
-            cumulative=[buckets[b] for b in bounds],
+            cumulative=cumulative,
             count=count if count is not None else buckets.get(math.inf, 0.0),
             sum=total if total is not None else math.nan,
         )
@@ -204,7 +241,8 @@ def read_scrapes(path: Path) -> Scrapes | None:
 
 
 def rows(scrapes: Scrapes) -> list[dict[str, Any]]:
-    """The change points as flat rows (time, name, labels as JSON, value) for server_metrics.parquet."""
+    """The change points as flat rows (time, name, labels as JSON, value) for server_metrics.parquet
+    (`_bucket` values per bucket, as stored)."""
     out = []
     for (name, labels), (ts, vs) in scrapes.changes.items():
         lab = json.dumps(dict(labels), sort_keys=True)

@@ -38,7 +38,7 @@ class PrometheusScraper:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w", encoding="utf-8") as fh:
             fh.write(json.dumps({"kind": "source", "source": "prometheus", "url": self.url,
-                                 "every_s": self.every_s}) + "\n")
+                                 "every_s": self.every_s, "buckets": "per-bucket"}) + "\n")
         self._greenlet = gevent.spawn(self._loop)
         return self
 
