@@ -1,7 +1,8 @@
 """`python -m harness report DIR`: recompute every output of a run from its saved records.
 
-Inputs in DIR: records-*.jsonl (the truth) and the run log run.jsonl (harness.records.runlog: the
-manifest with the configuration, and each step's phase spans and client health). Outputs:
+Inputs in DIR: records-*.jsonl (the truth), the run log run.jsonl (harness.records.runlog: the
+manifest with the configuration, and each step's phase spans and client health) and, when the
+server's metrics were scraped, server_metrics.jsonl (harness.telemetry.series). Outputs:
 manifest.json, steps.json, summary.md, summary.csv, records.parquet, report.html (and, when the
 server's metrics were scraped into server_metrics.jsonl, server_metrics.parquet and the server
 section) — a run writes
