@@ -248,6 +248,7 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
     for r in records:
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
         d["token_us"] = list(r.token_us)
+        d["server_timings"] = json.dumps(r.server_timings) if r.server_timings else None
         d.update(
             ok=r.ok,
             ttft_s=metrics.ttft_s(r),

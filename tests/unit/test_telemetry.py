@@ -8,11 +8,11 @@ import math
 from pathlib import Path
 
 import pytest
+from support.records import make_record
 
 from harness.telemetry.prometheus import parse
 from harness.telemetry.series import ChangeEncoder, read_scrapes, rows
 from harness.telemetry.server_steps import server_step
-from tests.support.records import make_record
 
 pytestmark = pytest.mark.unit
 
