@@ -255,6 +255,7 @@ BUCKETS = (
     "; percentiles are bucket-bounded: the upper bound of the histogram bucket holding the percentile "
     "(the true value lies between it and the bucket below)"
 )
+NEURON = "not records: neuron-monitor's reports during the window (neuron_metrics.jsonl), neuronx-tgi only"
 SERVER_METRICS: tuple[Metric, ...] = (
     Metric(
         key="server_queue_size",
@@ -341,6 +342,31 @@ SERVER_METRICS: tuple[Metric, ...] = (
         "queue time and mean prefill batch time in the window; the rest is validation, network and the "
         "client (means add, percentiles do not)",
         counts=MEASURED_OK + "; and " + DELTA,
+    ),
+    Metric(
+        key="neuroncore_utilization",
+        name="NeuronCore utilization",
+        unit="% (mean / max)",
+        definition="neuron-monitor's `neuroncore_counters.neuroncores_in_use[core].neuroncore_utilization`, "
+        "averaged over the NeuronCores in use at each report; mean and max over the reports inside the "
+        "window",
+        counts=NEURON,
+    ),
+    Metric(
+        key="neuron_device_memory",
+        name="Neuron device memory",
+        unit="GiB (mean / max)",
+        definition="neuron-monitor's `memory_used.neuron_runtime_used_bytes.neuron_device`, mean and max "
+        "over the reports inside the window",
+        counts=NEURON,
+    ),
+    Metric(
+        key="neuron_errors",
+        name="Neuron execution errors",
+        unit="errors",
+        definition="sum of neuron-monitor's per-period `execution_stats.error_summary` counts over the "
+        "reports inside the window",
+        counts=NEURON,
     ),
 )
 

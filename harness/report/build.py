@@ -2,10 +2,11 @@
 
 Inputs in DIR: records-*.jsonl (the truth), the run log run.jsonl (harness.records.runlog: the
 manifest with the configuration, and each step's phase spans and client health) and, when the
-server's metrics were scraped, server_metrics.jsonl (harness.telemetry.series). Outputs:
+server's metrics were scraped, server_metrics.jsonl (harness.telemetry.series), and when
+neuron-monitor ran, neuron_metrics.jsonl (harness.telemetry.neuron). Outputs:
 manifest.json, steps.json, summary.md, summary.csv, records.parquet, report.html (and, when the
 server's metrics were scraped into server_metrics.jsonl, server_metrics.parquet and the server
-section) — a run writes
+section; neuron_metrics.parquet likewise) — a run writes
 them with this very function, so a rebuild is identical. Directories written before the run log
 existed (manifest.json + steps.json) are read as they are. Nothing here talks to Locust or a
 server, so a report can be rebuilt at any time.
@@ -29,6 +30,7 @@ from harness.report.inputs import StepInfo, load_json, load_records, steps_from_
 from harness.report.plots import plots, server_plot
 from harness.report.steps import StepReport, compute
 from harness.report.tables import csv_rows, markdown_table, summary_markdown, write_csv, write_parquet
+from harness.telemetry.neuron import NEURON_METRICS
 from harness.telemetry.series import SERVER_METRICS, read_scrapes, rows
 
 
@@ -56,7 +58,9 @@ def build_report(
     cfg = manifest.get("config") or {}
     flags = Flags(**cfg["flags"]) if cfg.get("flags") else Flags()
     scrapes = read_scrapes(run_dir / SERVER_METRICS)
-    steps = compute(records, infos, (cfg.get("target") or {}).get("price_per_hour"), flags, scrapes)
+    neuron = read_scrapes(run_dir / NEURON_METRICS)
+    price = (cfg.get("target") or {}).get("price_per_hour")
+    steps = compute(records, infos, price, flags, scrapes, neuron)
     md = summary_markdown(steps, manifest)
     if write:
         if from_log:
@@ -67,7 +71,9 @@ def build_report(
         write_parquet(run_dir / "records.parquet", records)
         if scrapes is not None:
             write_server_parquet(run_dir / "server_metrics.parquet", scrapes)
-        images = plots(steps, records) + server_plot(steps, scrapes) if with_plots else []
+        if neuron is not None:
+            write_server_parquet(run_dir / "neuron_metrics.parquet", neuron)
+        images = plots(steps, records) + server_plot(steps, scrapes, neuron) if with_plots else []
         (run_dir / "report.html").write_text(report_html(steps, images, manifest))
     return steps, md
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 from harness.report.steps import StepReport
 from harness.report.tables import Row, _f, _ms
-from harness.telemetry.server_steps import ServerStep
 
 SERVER_NOTE = (
     "Server rows come from the server's own metrics, scraped every second during the run "
-    "(server_metrics.jsonl): gauges averaged over the scrapes inside the window, counters and histograms "
+    "(server_metrics.jsonl; Neuron rows from neuron-monitor's reports, neuron_metrics.jsonl): gauges "
+    "averaged over the scrapes inside the window, counters and histograms "
     "as their increase over it. ≤ marks a bucket-bounded percentile (the upper bound of the histogram "
     "bucket that holds it)."
 )
@@ -86,16 +86,28 @@ SERVER_ROWS: list[tuple[Row, object]] = [
      lambda s: s.server is not None and s.server.server_ok is not None),
     (Row("Where the TTFT went (ms: client = queue + prefill + rest)", "ttft_breakdown", "{definition}",
          _breakdown), lambda s: s.server is not None and not math.isnan(s.server.unexplained_ttft)),
+    (Row("NeuronCore utilization (%: mean / max)", "neuroncore_utilization", "{definition}",
+         lambda s: _pair(s.server.neuroncore_util_mean, s.server.neuroncore_util_max) if s.server else "n/a"),
+     _has("neuroncore_util_mean")),
+    (Row("Neuron device memory (GiB: mean / max)", "neuron_device_memory", "{definition}",
+         lambda s: _gib(s.server.device_memory_mean, s.server.device_memory_max) if s.server else "n/a"),
+     _has("device_memory_mean")),
+    (Row("Neuron execution errors", "neuron_errors", "{definition}",
+         lambda s: "n/a" if s.server is None or s.server.neuron_errors is None
+         else f"{s.server.neuron_errors:.0f}"),
+     lambda s: s.server is not None and s.server.neuron_errors is not None),
 ]
+
+
+def _gib(mean: float, peak: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean / 2**30:,.2f} / {peak / 2**30:,.2f}"
 
 
 def server_rows(steps: Sequence[StepReport]) -> list[Row]:
     """The server rows some step has a figure for (none: the run has no server section)."""
     return [row for row, present in SERVER_ROWS if any(present(s) for s in steps)]  # type: ignore[operator]
-
-
-def has_server(steps: Sequence[StepReport]) -> bool:
-    return any(isinstance(s.server, ServerStep) and s.server.scrapes for s in steps)
 
 
 def server_markdown(steps: Sequence[StepReport]) -> list[str]:

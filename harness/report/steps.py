@@ -30,6 +30,7 @@ def compute(
     price: float | None,
     flags: Flags,
     scrapes: Scrapes | None = None,
+    neuron: Scrapes | None = None,
 ) -> list[StepReport]:
     """Each step's metrics, from the records the attribution rule gives it, and its flags; with the
     server's scraped metrics, its server-side figures too."""
@@ -38,8 +39,10 @@ def compute(
         measured = measured_records(records, info.step, info.window)
         m = metrics.step_metrics(info.step, info.users, measured, records, info.window, price)
         server = None
-        if scrapes is not None and scrapes.times:
-            server = server_step(scrapes, info.window.start, info.window.end, records, measured)
+        scraped = scrapes if scrapes is not None and scrapes.times else None
+        reported = neuron if neuron is not None and neuron.times else None
+        if scraped is not None or reported is not None:
+            server = server_step(scraped, info.window.start, info.window.end, records, measured, reported)
         step_flags_ = step_flags(info, m, flags)
         if server is not None and server.count_mismatch:
             step_flags_.append("server count differs")

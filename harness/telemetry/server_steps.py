@@ -80,6 +80,12 @@ class ServerStep:
     count_tolerance: int = 0
     ttft_mean: float = math.nan
     sources: dict[str, str] = field(default_factory=dict)
+    neuron_reports: int = 0
+    neuroncore_util_mean: float = math.nan  # percent, mean over cores and reports
+    neuroncore_util_max: float = math.nan  # percent, the busiest report (mean over cores)
+    device_memory_mean: float = math.nan  # bytes
+    device_memory_max: float = math.nan
+    neuron_errors: float | None = None
 
     @property
     def count_mismatch(self) -> bool:
@@ -115,13 +121,24 @@ def _timing(name: str, h: HistogramDelta) -> Timing:
 
 
 def server_step(
-    scrapes: Scrapes, start: float, end: float, records: Sequence[Record], measured: Sequence[Record]
+    scrapes: Scrapes | None,
+    start: float,
+    end: float,
+    records: Sequence[Record],
+    measured: Sequence[Record],
+    neuron: Scrapes | None = None,
 ) -> ServerStep:
     """The server's figures for the window [start, end) (wall-clock seconds, as in steps.json).
 
     `records` are all the run's records (the client's count of requests that finished while the
-    server counted), `measured` the step's own (its TTFT, for "where the time went")."""
-    out = ServerStep(scrapes=len(scrapes.times_in(start, end)))
+    server counted), `measured` the step's own (its TTFT, for "where the time went"); `neuron` the
+    neuron-monitor reports, when they were collected."""
+    out = ServerStep()
+    if neuron is not None:
+        _neuron(out, neuron, start, end)
+    if scrapes is None:
+        return out
+    out.scrapes = len(scrapes.times_in(start, end))
     for figure in ("queue", "batch", "kv_cache"):
         src = _first(scrapes, figure)
         if src is None:
@@ -158,6 +175,19 @@ def server_step(
         out.server_failed = 0.0  # TGI creates tgi_request_failure on the first failure
     _client_side(out, scrapes, start, end, records, measured)
     return out
+
+
+def _neuron(out: ServerStep, neuron: Scrapes, start: float, end: float) -> None:
+    from harness.telemetry import neuron as nm
+
+    out.neuron_reports = len(neuron.times_in(start, end))
+    util = nm.core_utilization(neuron, start, end)
+    if util:
+        out.neuroncore_util_mean, out.neuroncore_util_max = sum(util) / len(util), max(util)
+    mem = neuron.gauge(nm.DEVICE_MEMORY, start, end)
+    if mem:
+        out.device_memory_mean, out.device_memory_max = sum(mem) / len(mem), max(mem)
+    out.neuron_errors = nm.period_total(neuron, nm.ERRORS, start, end)
 
 
 def _bracket(scrapes: Scrapes, t: float) -> float | None:
@@ -200,6 +230,11 @@ def columns(s: ServerStep) -> dict[str, float | None]:
         "server_failed": s.server_failed,
         "server_client_completed": s.client_completed,
         "server_count_mismatch": s.count_mismatch,
+        "neuroncore_util_mean": s.neuroncore_util_mean,
+        "neuroncore_util_max": s.neuroncore_util_max,
+        "neuron_device_memory_mean_bytes": s.device_memory_mean,
+        "neuron_device_memory_max_bytes": s.device_memory_max,
+        "neuron_errors": s.neuron_errors,
     }
     for figure in ("queue_time", "prefill_time", "inference_time", "time_per_token"):
         t = s.timings.get(figure)
