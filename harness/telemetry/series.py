@@ -14,8 +14,9 @@ has 1,025 buckets, almost all constant).
 `t` is `time.time()` in the process that runs the load shape: the clock of the step windows.
 
 Counters and histograms are read as *deltas over the window* (the value at the last scrape at or
-before the window's end minus the value at the last scrape at or before its start), never as totals
-since the server started. A series absent at the start counts from 0 (TGI creates a counter on its
+before the window's end minus the value at the last scrape at or before its start — or at the first
+scrape, when scraping began inside the window), never as totals since the server started. A
+series absent at the start counts from 0 (TGI creates a counter on its
 first increment); a counter that went down (the server restarted) counts from 0 after the restart.
 Histogram percentiles are bucket-bounded: the q-quantile lies in the bucket (lower, upper] whose
 cumulative count first reaches q × count, and the report gives that bucket's upper bound.
@@ -142,9 +143,17 @@ class Scrapes:
                 out.append(sum(vals))
         return out
 
+    def baseline(self, start: float) -> float:
+        """The instant a window's deltas count from: the last scrape at or before `start`, else (the
+        scraping began inside the window) the first scrape, so nothing before it is counted."""
+        i = bisect.bisect_right(self.times, start)
+        if i:
+            return self.times[i - 1]
+        return self.times[0] if self.times else start
+
     def delta(self, key: Key, start: float, end: float) -> float:
         """A counter's increase over the window (absent at the start: from 0; a reset: from 0)."""
-        a = self.value_at(key, start) or 0.0
+        a = self.value_at(key, self.baseline(start)) or 0.0
         b = self.value_at(key, end) or 0.0
         if b >= a:
             return b - a

@@ -205,7 +205,7 @@ def _client_side(
     measured: Sequence[Record],
 ) -> None:
     done = [r for r in records if r.error_type != CANCELLED]
-    s0, e0 = _bracket(scrapes, start), _bracket(scrapes, end)
+    s0, e0 = scrapes.baseline(start) if scrapes.times else None, _bracket(scrapes, end)
     if out.server_ok is not None and s0 is not None and e0 is not None:
         ends = [r.wall_end for r in done]
         out.client_completed = sum(1 for t in ends if s0 < t <= e0)
