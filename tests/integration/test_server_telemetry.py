@@ -92,3 +92,16 @@ def test_step_queue_and_batch_agree_with_the_emulators_own_stats(emulator_factor
     html = (run / "report.html").read_text()
     assert "<h2>Server</h2>" in html and "NeuronCore utilization over the run" in html
     assert (run / "neuron_metrics.parquet").is_file()
+
+
+def test_a_server_without_the_endpoint_costs_one_manifest_line(fast_emulator, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness", "sweep", "--url", fast_emulator.url, "--records-dir", str(run),
+           "--steps", "1", "--warmup-min-s", "0", "--measure-min-s", "2", "--output-mean", "10",
+           "--metrics-path", "/no-such-metrics", "--quiet", "--no-plots"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prom = json.loads((run / "manifest.json").read_text())["telemetry"]["prometheus"]
+    assert prom["scrapes"] == 0 and prom["note"].startswith("no Prometheus endpoint at ")
+    assert "HTTP 404" in prom["note"]
+    assert "## Server" not in (run / "summary.md").read_text()
