@@ -145,3 +145,38 @@ def test_server_step_figures_and_the_count_mismatch_flag(tmp_path: Path) -> None
     assert v.count_mismatch  # 6 counted by the server, 4 seen by the client, none near an edge
     assert v.ttft_mean == pytest.approx(0.15)
     assert v.unexplained_ttft == pytest.approx(0.15 - 0.05 - 0.02)
+
+
+def test_the_emulators_metrics_have_tgis_names_types_labels_and_buckets() -> None:
+    """Checked against TGI's source: router/src/server.rs (bucket layouts, request metrics),
+    backends/v3/src/backend.rs (per-batch metrics by method), queue.rs (tgi_queue_size)."""
+    from harness.emulator.metrics import TgiMetrics
+
+    m = TgiMetrics(max_input_tokens=4000, max_total_tokens=4096)
+    m.inc("tgi_request_count")
+    m.inc("tgi_request_success")
+    m.inc("tgi_request_failure", 'err="incomplete"')
+    m.observe("tgi_request_queue_duration", 0.5)
+    m.observe("tgi_batch_inference_duration", 0.02, 'method="prefill"')
+    m.inc("tgi_batch_inference_count", 'method="decode"')
+    m.observe("tgi_batch_next_size", 3)
+    m.observe("tgi_request_input_length", 100)
+    exp = parse(m.render({"tgi_queue_size": 2, "tgi_batch_current_size": 4}))
+    assert exp.types["tgi_request_queue_duration"] == "histogram"
+    assert exp.types["tgi_request_success"] == exp.types["tgi_request_failure"] == "counter"
+    assert exp.types["tgi_queue_size"] == exp.types["tgi_batch_current_size"] == "gauge"
+    les = [dict(lab)["le"] for n, lab, _ in exp.samples if n == "tgi_request_queue_duration_bucket"]
+    expected, v = [], 0.0001
+    for _ in range(35):  # server.rs: 35 buckets, value *= 1.5 from 0.0001
+        v *= 1.5
+        expected.append(v)
+    assert [float(x) for x in les[:-1]] == expected and les[-1] == "+Inf"
+    assert les[0] == "0.00015000000000000001"  # Rust's Display for f64, as the exporter prints it
+    batch = [dict(lab)["le"] for n, lab, _ in exp.samples if n == "tgi_batch_next_size_bucket"]
+    assert batch[:3] == ["1", "2", "3"] and len(batch) == 1025
+    inp = [float(dict(lab)["le"]) for n, lab, _ in exp.samples if n == "tgi_request_input_length_bucket"]
+    assert inp[:-1] == [4000 / 100 * (x + 1) for x in range(100)]
+    samples = {(n, lab): v for n, lab, v in exp.samples}
+    assert samples[("tgi_request_failure", (("err", "incomplete"),))] == 1
+    assert samples[("tgi_batch_inference_count", (("method", "decode"),))] == 1
+    assert samples[("tgi_batch_inference_duration_count", (("method", "prefill"),))] == 1
