@@ -134,9 +134,9 @@ def server_plot(steps: Sequence[StepReport], scrapes: Any, neuron: Any = None) -
         ax.set_ylabel("%")
         ax.set_ylim(0, 105)
     for ax in axes:
-        for s in steps:
+        for i, s in enumerate(steps):  # alternating shades: adjacent windows stay apart
             w = s.info.window
-            ax.axvspan(w.start - t0, w.end - t0, alpha=0.12, color="tab:green")
+            ax.axvspan(w.start - t0, w.end - t0, alpha=0.12, color=("tab:green", "tab:blue")[i % 2])
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     for s in steps:
