@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if neuron is not None:
             runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
+        elif (run_dir / runlog.RUN_LOG).is_file():
+            why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
+                   else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
+            runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
         if emulator is not None:
             emulator.stop()
         if container is not None:
