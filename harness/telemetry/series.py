@@ -7,7 +7,7 @@ a `{"kind": "source", ...}` line saying what was scraped, then one line per scra
 whose value changed since the previous scrape (the first scrape holds them all), or
 `{"t": wall_time, "error": "..."}` when a scrape failed. Histogram `_bucket` series are stored as
 the count in each bucket alone (observations in (previous le, le]), not Prometheus' cumulative
-counts: one observation then changes one line instead of every bucket above it (`per_bucket`).
+counts: one observation then changes one line instead of every bucket above it (ChangeEncoder).
 A series keeps its value between the lines that change it, so the raw value of every series at
 every scrape time is recoverable, at a fraction of the size (TGI's `tgi_batch_next_size` alone
 has 1,025 buckets, almost all constant).
@@ -45,45 +45,61 @@ def _le(labels: Labels) -> float:
     return math.nan
 
 
-def per_bucket(samples: Iterable[tuple[str, Labels, float]]) -> list[tuple[str, Labels, float]]:
-    """The samples with each histogram's cumulative `_bucket` counts turned into per-bucket counts
-    (observations in (previous le, le]). One observation then changes one bucket series instead of
-    every bucket above it, which is what keeps change-only storage small."""
-    out: list[tuple[str, Labels, float]] = []
-    groups: dict[tuple[str, Labels], list[tuple[float, Labels, float]]] = {}
-    for name, labels, value in samples:
-        if name.endswith("_bucket") and any(k == "le" for k, _ in labels):
-            rest = tuple(kv for kv in labels if kv[0] != "le")
-            groups.setdefault((name, rest), []).append((_le(labels), labels, value))
-        else:
-            out.append((name, labels, value))
-    for (name, _), buckets in groups.items():
-        buckets.sort(key=lambda b: b[0])
-        below = 0.0
-        for _, labels, cum in buckets:
-            out.append((name, labels, cum - below))
-            below = cum
-    return out
+def _same(a: float | None, b: float) -> bool:
+    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
 
 
 class ChangeEncoder:
     """Turns full scrapes into the change-only lines of the file (keeps the last value of each series).
 
-    Histogram buckets are stored per bucket, not cumulative (`per_bucket`); the file's source line
-    says so (`"buckets": "per-bucket"`) and `Scrapes.histogram` adds them back up."""
+    Histogram `_bucket` series are stored per bucket — the count in (previous le, le] — not as
+    Prometheus' cumulative counts, so one observation changes one line instead of every bucket
+    above it; the file's source line says so (`"buckets": "per-bucket"`) and `Scrapes.histogram`
+    adds them back up. Only histograms whose cumulative counts moved are re-split."""
 
     def __init__(self) -> None:
-        self.last: dict[Key, float] = {}
+        self.cum: dict[Key, float] = {}  # every series' last value as scraped
+        self.last: dict[Key, float] = {}  # last value written (per-bucket for buckets)
         self.types: dict[str, str] = {}
+        self._group: dict[Key, Key | None] = {}  # bucket series → its histogram (name, labels w/o le)
+        self._members: dict[Key, list[tuple[float, Key]]] = {}  # histogram → its buckets by le
+
+    def _group_of(self, key: Key) -> Key | None:
+        name, labels = key
+        if not name.endswith("_bucket") or not any(k == "le" for k, _ in labels):
+            return None
+        group = (name, tuple(kv for kv in labels if kv[0] != "le"))
+        members = self._members.setdefault(group, [])
+        members.append((_le(labels), key))
+        members.sort(key=lambda m: m[0])
+        return group
 
     def line(self, t: float, samples: Iterable[tuple[str, Labels, float]], types: dict[str, str]) -> dict:
         changed = []
-        for name, labels, value in per_bucket(samples):
+        moved: set[Key] = set()
+        for name, labels, value in samples:
             key = (name, labels)
-            old = self.last.get(key)
-            if old is None or (old != value and not (math.isnan(old) and math.isnan(value))):
+            if _same(self.cum.get(key), value):
+                continue
+            self.cum[key] = value
+            if key in self._group:
+                group = self._group[key]
+            else:
+                group = self._group[key] = self._group_of(key)
+            if group is None:
                 self.last[key] = value
                 changed.append([name, dict(labels), value])
+            else:
+                moved.add(group)
+        for group in moved:
+            below = 0.0
+            for _, key in self._members[group]:
+                cum = self.cum.get(key, 0.0)
+                per = cum - below
+                below = cum
+                if not _same(self.last.get(key), per):
+                    self.last[key] = per
+                    changed.append([key[0], dict(key[1]), per])
         out: dict[str, Any] = {"t": round(t, 6), "s": changed}
         new_types = {k: v for k, v in types.items() if self.types.get(k) != v}
         if new_types:
