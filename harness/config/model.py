@@ -257,6 +257,18 @@ class Output(_Section):
     strict: bool = Field(False, description="exit 3 when any step is flagged")
 
 
+class Telemetry(_Section):
+    """What the sweep collects from the server beside the client's records (harness.telemetry)."""
+
+    scrape_every_s: NonNeg = Field(
+        1.0, description="seconds between scrapes of the server's Prometheus metrics (0: none)"
+    )
+    metrics_path: str = Field("/metrics", description="path of the server's Prometheus endpoint")
+    neuron_monitor: bool = Field(
+        True, description="run neuron-monitor in a neuronx-tgi container during the run"
+    )
+
+
 class RunConfig(_Section):
     name: str = Field("scenario", description="run name (used in the run id)")
     description: str = Field("", description="one line about the scenario")
@@ -266,6 +278,7 @@ class RunConfig(_Section):
     steps: Steps = Steps()
     flags: Flags = Flags()
     output: Output = Output()
+    telemetry: Telemetry = Telemetry()
 
     @field_validator("name")
     @classmethod

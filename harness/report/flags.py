@@ -12,7 +12,8 @@ FLAGS_NOTE = (
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
     "reached before min_requests), *cut short* (the test was stopped during the window: STOP, Ctrl-C, "
-    "--run-time)."
+    "--run-time), *server count differs* (the server's own request counters moved by a different number "
+    "than the client saw finish between the same two scrapes)."
 )
 
 

@@ -203,6 +203,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
                                                                            "num_users", 0) or 0)
             environment.harness_clock = endofrun.PlainRunClock(runner, monitor)
             environment.harness_clock.start(users)
+        _start_telemetry(environment, cfg)
         if isinstance(runner, MasterRunner):
             return
     else:
@@ -269,12 +270,38 @@ def _on_test_stopping(environment: Any, **_kw: Any) -> None:
         endofrun.steps_at_stop(environment)
 
 
+def _start_telemetry(environment: Any, cfg: RunConfig) -> None:
+    """Scrape the server's Prometheus metrics for this test (the process that runs the shape)."""
+    url = environment.host or cfg.target.url
+    every = cfg.telemetry.scrape_every_s
+    if not url or every <= 0:
+        return
+    try:
+        headers = request_headers(cfg.request, os.environ)
+    except ValueError:
+        headers = {}
+    from harness.load.locust.scraper import PrometheusScraper
+
+    target = url.rstrip("/") + "/" + cfg.telemetry.metrics_path.lstrip("/")
+    environment.harness_scraper = PrometheusScraper(target, run_dir(cfg), every, headers).start()
+
+
+def _stop_telemetry(environment: Any) -> None:
+    scraper = getattr(environment, "harness_scraper", None)
+    if scraper is None:
+        return
+    environment.harness_scraper = None
+    runlog.write_end(run_dir(shared.config), telemetry={"prometheus": scraper.stop()})
+
+
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if shared.writer is not None:
         shared.writer.flush()
     monitor = getattr(environment, "harness_monitor", None)
     if monitor is not None:
         monitor.watch = None
+    if not isinstance(environment.runner, WorkerRunner):
+        _stop_telemetry(environment)
     if not _ours_to_report(environment):
         return
     environment.harness_test_started = False
