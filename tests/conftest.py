@@ -48,10 +48,14 @@ def prestarted(request: pytest.FixtureRequest):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
+    the browser last), keeping the order within a tier."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    items.sort(key=lambda item: rank.get(_tier(item.fspath) or "", -1))
 
 
 def _tier(path: str | Path) -> str | None:

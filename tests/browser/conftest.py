@@ -13,9 +13,10 @@ import pytest
 CHROMIUM = os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A headless Chromium for the session."""
+    """A headless Chromium per module: Playwright's sync API keeps an asyncio loop running in this
+    thread until it stops, and tests elsewhere call asyncio.run()."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

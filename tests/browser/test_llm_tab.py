@@ -198,7 +198,7 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
     report.wait_for_load_state()
     assert report.url.endswith("/llm/run/report.html")
     cells = report.evaluate(
-        """() => Object.fromEntries([...document.querySelectorAll('table tr')].slice(1).map(
+        """() => Object.fromEntries([...document.querySelector('table').querySelectorAll('tr')].slice(1).map(
                (tr) => [tr.querySelector('th').textContent, tr.querySelector('td').textContent]))"""
     )
     assert cells == shown
