@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gevent
 from locust import User, constant, task
 
 from harness.client import apis
@@ -27,6 +28,7 @@ from harness.client.transport import Connection
 from harness.config.model import RunConfig
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
+from harness.load.storm import Backoff
 from harness.records.record import Record, RecordWriter, worker_id
 from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec
 from harness.workload.tokenizer import load_tokenizer
@@ -46,6 +48,7 @@ class Shared:
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
         self.preparing: Any = None  # greenlet started at init
+        self.watch: Any = None  # harness.load.storm.StormWatch while a test runs (guard.start)
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
         self.config = config
@@ -86,6 +89,8 @@ class Shared:
         writer = self.writer or self.open_writer()
         writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+        if self.watch is not None:
+            self.watch.add(record)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -142,7 +147,9 @@ class StreamingUser(User):
 
     @classmethod
     def api_for(cls, config: RunConfig) -> type[apis.Api]:
-        return cls.api_class or apis.APIS[config.request.api]
+        # request.api None ("auto") is resolved by the pre-flight before a test starts; until then
+        # (a worker's guess) TGI's route stands in.
+        return cls.api_class or apis.APIS[config.request.api or "generate_stream"]
 
     def on_start(self) -> None:
         cfg = shared.config
@@ -155,6 +162,7 @@ class StreamingUser(User):
         self.conn = Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
         self._stats = self.environment.stats
         self._fire = self.environment.events.request.fire
+        self._backoff = Backoff()
 
     def on_stop(self) -> None:
         conn = getattr(self, "conn", None)
@@ -165,7 +173,10 @@ class StreamingUser(User):
     def stream(self) -> None:
         prompt = self.pool.next()
         body = self.api.body(prompt.text, prompt.max_new_tokens)
-        self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        rec = self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        pause = self._backoff.after(rec)  # a refused-connection loop: fewer requests, none dropped
+        if pause:
+            gevent.sleep(pause)
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
