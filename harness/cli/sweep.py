@@ -62,7 +62,7 @@ def preflight(cfg: RunConfig, url: str, headers: dict[str, str]) -> Preflight:
     w = cfg.workload
     budget = Budget(w.input_mean, w.input_stddev, w.output_mean, w.output_stddev, max(cfg.users))
     pre = check_target(url, headers, cfg.request.api, cfg.request.model_name, budget,
-                       probe_timeout=min(cfg.request.timeout_s, 120.0))
+                       probe_timeout=min(cfg.request.timeout_s, 60.0))
     for warning in pre.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     return pre

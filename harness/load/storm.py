@@ -6,14 +6,18 @@ run stops with the error's type and a hint instead (exit 4, harness.exitcodes). 
 
 - the first `first_n` finished requests of a step all failed with the same error (type + HTTP
   status), or
+- later in a step, `first_n` failures in a row with the same error (`gone_n` when the error is a
+  refused or reset connection: the server died), except HTTP 429 (an overloaded server refusing
+  the extra users of a step is a measurement, not a storm), or
 - every user's request of the step timed out without a single token: "no response from the
   server in <timeout> s".
 
 Cancelled requests (a user stopped) are neither failures nor successes here. Pure: records in,
 a verdict out; the Locust rim (harness.load.locust.guard) feeds it and stops the runner.
 
-`Backoff`: a user whose requests fail at once (connection refused/reset) would loop thousands of
-times a second, each loop a record; it waits 50 ms, doubling up to 1 s, between such failures.
+`Backoff`: a user whose requests fail at once (connection refused/reset, HTTP 429/503) would loop
+thousands of times a second, each loop a record; it waits 50 ms, doubling up to 1 s, between such
+failures.
 Nothing is dropped (every request sent is still a record): fewer are sent.
 """
 
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from harness.records.record import Record
 
 FIRST_N = 50
+GONE_N = 20
 _FAST_FAILURES = ("connection", "truncated", "protocol")
 
 
@@ -36,6 +41,9 @@ class _Step:
     same: int = 0  # failures equal to first_error among the first FIRST_N, while all failed
     timeouts_silent: int = 0
     message: str = ""
+    run_key: tuple[str, int | None] | None = None  # the current run of equal failures
+    run_len: int = 0
+    run_message: str = ""
 
 
 def hint(error_type: str, status: int | None, api: str, timeout_s: float | None = None) -> str:
@@ -61,11 +69,18 @@ def hint(error_type: str, status: int | None, api: str, timeout_s: float | None 
     return "see the records' error field"
 
 
+def _storm(key: tuple[str, int | None], message: str, rec: Record, timeout_s: float | None) -> str:
+    etype, status = key
+    what = f"{etype} (HTTP {status})" if status is not None else etype
+    return f"{what}: {message[:160]} — {hint(etype, status, rec.api, timeout_s)}; stopping"
+
+
 @dataclass
 class StormWatch:
     """Feed every record with `add`; `verdict` is None, or the one line to stop the run with."""
 
     first_n: int = FIRST_N
+    gone_n: int = GONE_N
     timeout_s: float | None = None
     steps: dict[int | None, _Step] = field(default_factory=dict)
     verdict: str | None = None
@@ -79,6 +94,7 @@ class StormWatch:
         st.finished += 1
         if rec.ok:
             st.ok += 1
+            st.run_key, st.run_len = None, 0
             return None
         key = (rec.error_type or "error", rec.status)
         if st.first_error is None:
@@ -86,6 +102,10 @@ class StormWatch:
             st.message = rec.error or ""
         if st.ok == 0 and key == st.first_error and st.same == st.finished - 1:
             st.same += 1
+        if key == st.run_key:
+            st.run_len += 1
+        else:
+            st.run_key, st.run_len, st.run_message = key, 1, rec.error or ""
         if rec.error_type == "timeout" and rec.output_tokens == 0 and rec.status is None:
             st.timeouts_silent += 1
         where = "" if rec.step is None else f"step {rec.step + 1} ({st.users} users): "
@@ -93,10 +113,11 @@ class StormWatch:
             self.verdict = (f"{where}no response from the server in {self.timeout_s or 0:g} s "
                             f"({st.finished} requests timed out without a token); stopping")
         elif st.same >= self.first_n:
-            etype, status = key
-            what = f"{etype} (HTTP {status})" if status is not None else etype
-            self.verdict = (f"{where}the first {st.same} requests all failed with {what}: "
-                            f"{st.message[:160]} — {hint(etype, status, rec.api, self.timeout_s)}; stopping")
+            what = _storm(key, st.message, rec, self.timeout_s)
+            self.verdict = f"{where}the first {st.same} requests all failed with {what}"
+        elif st.ok and key[1] != 429 and st.run_len >= (self.gone_n if key[0] == "connection" else self.first_n):
+            what = _storm(key, st.run_message, rec, self.timeout_s)
+            self.verdict = f"{where}{st.run_len} requests in a row failed with {what}"
         return self.verdict
 
 
@@ -111,7 +132,8 @@ class Backoff:
 
     def after(self, rec: Record) -> float:
         """Seconds to wait after `rec` (0 after a success or a slow failure)."""
-        if rec.error_type in _FAST_FAILURES and rec.output_tokens == 0:
+        refused = rec.status in (429, 503)  # the server asks for less (Retry-After is not kept)
+        if (rec.error_type in _FAST_FAILURES or refused) and rec.output_tokens == 0:
             self.current = min(self.max_s, self.current * 2 if self.current else self.first_s)
             self.suppressed += 1
             return self.current
