@@ -85,6 +85,9 @@ class StormWatch:
     steps: dict[int | None, _Step] = field(default_factory=dict)
     verdict: str | None = None
 
+    def _run_limit(self, error_type: str) -> int:
+        return self.gone_n if error_type == "connection" else self.first_n
+
     def add(self, rec: Record) -> str | None:
         if rec.error_type == "cancelled" or self.verdict is not None:
             return self.verdict
@@ -115,7 +118,7 @@ class StormWatch:
         elif st.same >= self.first_n:
             what = _storm(key, st.message, rec, self.timeout_s)
             self.verdict = f"{where}the first {st.same} requests all failed with {what}"
-        elif st.ok and key[1] != 429 and st.run_len >= (self.gone_n if key[0] == "connection" else self.first_n):
+        elif st.ok and key[1] != 429 and st.run_len >= self._run_limit(key[0]):
             what = _storm(key, st.run_message, rec, self.timeout_s)
             self.verdict = f"{where}{st.run_len} requests in a row failed with {what}"
         return self.verdict
