@@ -79,6 +79,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         shared.preparing.join()
     shape.interrupted = False
     guard.start(env, cfg.request.timeout_s)
+    hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     try:
         runner.start_shape()
         runner.greenlet.join()
