@@ -184,6 +184,15 @@ class Target(_Section):
             raise ValueError(f"expected http(s)://host[:port], got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("emulator_profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from harness.emulator.profiles import PROFILES  # plain data
+
+        if value not in PROFILES:
+            raise ValueError(f"unknown emulator profile {value!r} (allowed: {', '.join(sorted(PROFILES))})")
+        return value
+
     @field_validator("server_env", mode="before")
     @classmethod
     def _env_strings(cls, value: Any) -> Any:
@@ -244,6 +253,17 @@ class Workload(_Section):
     prompt_pool_size: Annotated[int, Field(gt=0)] = Field(
         1000, description="prompts built before the test starts, used round-robin"
     )
+
+    @model_validator(mode="after")
+    def _spread(self) -> Workload:
+        # A spread wider than the mean clips most of one side of the distribution to the minimum:
+        # the lengths sent would no longer have the mean asked for.
+        for name in ("input", "output"):
+            mean, sd = getattr(self, f"{name}_mean"), getattr(self, f"{name}_stddev")
+            if sd > mean:
+                raise ValueError(f"{name}_stddev ({sd}) is larger than {name}_mean ({mean}): "
+                                 f"lower --{name}-stddev too")
+        return self
 
 
 class Flags(_Section):

@@ -42,7 +42,8 @@ assert str(run_dir(cfg)).startswith("results/") and cfg.output.run_id.endswith("
 
 # HARNESS_* variables are the options' variables (one name in all three layers)
 os.environ["HARNESS_OUTPUT_MEAN"] = "64"
-cfg = resolve_config(env_for(["--scenario", "default", "--input-mean", "99", "--records-dir", "/tmp/x"]))
+cfg = resolve_config(env_for(["--scenario", "default", "--input-mean", "99", "--input-stddev", "20",
+                                  "--records-dir", "/tmp/x"]))
 assert (cfg.workload.output_mean, cfg.workload.input_mean, str(run_dir(cfg))) == (64, 99, "/tmp/x")
 
 # A worker uses the master's resolved configuration, sent as a custom option with each spawn.
