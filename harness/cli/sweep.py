@@ -26,7 +26,7 @@ from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
 from harness.load.headers import request_headers
 from harness.load.manifest import build_manifest, run_id_for
-from harness.load.preflight import Budget, Preflight, PreflightError, check_target, load_tokenizer_checked
+from harness.load.preflight import Preflight, PreflightError, configure_from_server, load_tokenizer_checked
 from harness.records import runlog
 
 
@@ -57,15 +57,12 @@ def _remove_if_empty(run_dir: Path) -> None:
         pass
 
 
-def preflight(cfg: RunConfig, url: str, headers: dict[str, str]) -> Preflight:
-    """harness.load.preflight against `url` with this configuration's API, model and budget."""
-    w = cfg.workload
-    budget = Budget(w.input_mean, w.input_stddev, w.output_mean, w.output_stddev, max(cfg.users))
-    pre = check_target(url, headers, cfg.request.api, cfg.request.model_name, budget,
-                       probe_timeout=min(cfg.request.timeout_s, 60.0))
+def preflight(cfg: RunConfig, url: str) -> tuple[RunConfig, Preflight]:
+    """harness.load.preflight against `url`: the configuration with the API and model it chose."""
+    cfg, pre = configure_from_server(cfg, url, os.environ)
     for warning in pre.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    return pre
+    return cfg, pre
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     try:
         cfg = parse(argv)
-        headers = request_headers(cfg.request, os.environ)
+        request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2 now
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.BAD_INPUT
@@ -93,7 +90,7 @@ def _main(argv: list[str] | None) -> int:
     t = cfg.target
     pre: Preflight | None = None
     if t.url:  # a running server: checked before a results directory exists
-        pre = preflight(cfg, t.url, headers)
+        cfg, pre = preflight(cfg, t.url)
     try:
         if run_dir.exists() and any(run_dir.iterdir()):
             print(f"error: {run_dir} already exists and is not empty", file=sys.stderr)
@@ -152,13 +149,12 @@ def _main(argv: list[str] | None) -> int:
                       "description": f"the emulator ({t.emulator_profile})"}
         if pre is None:
             try:
-                pre = preflight(cfg, url, headers)
+                cfg, pre = preflight(cfg, url)
             except PreflightError:
                 _remove_if_empty(run_dir)
                 raise
         ident = pre.identity
         server.update(info=ident.info, models=ident.models, model_id=ident.model_id)
-        cfg = _with(cfg, "request", api=pre.api, model_name=pre.model_name)
         manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
                                   source=" ".join(sys.argv[1:]))
         runlog.write_header(run_dir, manifest)

@@ -34,6 +34,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import exitcodes
+from harness.config.model import RunConfig
+from harness.load.headers import request_headers
 from harness.targets.identity import Identity
 
 PROBE_TEXT = "Say hello."
@@ -292,3 +294,21 @@ def check_target(
     if send_probe:
         probe(url, chosen, name, headers, probe_timeout)
     return result
+
+
+def configure_from_server(
+    cfg: RunConfig, url: str, environ: Mapping[str, str], send_probe: bool = True
+) -> tuple[RunConfig, Preflight]:
+    """`check_target` with this configuration's headers, API, model and token budget; the
+    configuration with the API and model name the pre-flight chose. Raises PreflightError
+    (a header that cannot be built: exit 2)."""
+    try:
+        headers = request_headers(cfg.request, environ)
+    except ValueError as exc:
+        raise PreflightError(str(exc), exitcodes.BAD_INPUT) from None
+    w = cfg.workload
+    budget = Budget(w.input_mean, w.input_stddev, w.output_mean, w.output_stddev, max(cfg.users))
+    pre = check_target(url, headers, cfg.request.api, cfg.request.model_name, budget,
+                       probe_timeout=min(cfg.request.timeout_s, 60.0), send_probe=send_probe)
+    request = cfg.request.model_copy(update={"api": pre.api, "model_name": pre.model_name})
+    return cfg.model_copy(update={"request": request}), pre
