@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     try:
         cfg = parse(argv)
-        request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2 now
+        headers = request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.BAD_INPUT
@@ -120,7 +120,7 @@ def _main(argv: list[str] | None) -> int:
                 return exitcodes.BAD_INPUT
             try:
                 container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=not t.pull,
-                                          keep=t.keep_server).start()
+                                          keep=t.keep_server, headers=headers).start()
             except (ServerConfigError, RuntimeError, OSError) as exc:
                 print(f"error: server did not start: {exc}", file=sys.stderr)
                 return exitcodes.TARGET_UNUSABLE
