@@ -46,7 +46,8 @@ def test_without_the_token_the_preflight_says_which_flag_to_set(server: AuthServ
 def test_a_planted_token_is_in_no_output_and_no_process_list(server: AuthServer, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "H13_TEST_TOKEN": TOKEN, "HF_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", server.url,
-           "--bearer-token-env", "H13_TEST_TOKEN", "--results-dir", str(tmp_path / "r"), "--run-id", "run", "--steps", "2", "--warmup-min-s", "0",
+           "--bearer-token-env", "H13_TEST_TOKEN", "--results-dir", str(tmp_path / "r"), "--run-id", "run",
+           "--steps", "2", "--warmup-min-s", "0",
            "--measure-min-s", "2", "--input-mean", "40", "--input-stddev", "0", "--output-mean", "4",
            "--no-plots"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
