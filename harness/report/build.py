@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.config.model import Flags
 from harness.records.runlog import read_run_log
+from harness.report import atomic
 from harness.report.html import report_html
 from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
 from harness.report.plots import plots
@@ -48,13 +49,13 @@ def build_report(
     md = summary_markdown(steps, manifest)
     if write:
         if from_log:
-            (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-            (run_dir / "steps.json").write_text(json.dumps(steps_json or [], indent=1) + "\n")
-        (run_dir / "summary.md").write_text(md)
+            atomic.write_text(run_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+            atomic.write_text(run_dir / "steps.json", json.dumps(steps_json or [], indent=1) + "\n")
+        atomic.write_text(run_dir / "summary.md", md)
         write_csv(run_dir / "summary.csv", csv_rows(steps))
         write_parquet(run_dir / "records.parquet", records)
         images = plots(steps, records) if with_plots else []
-        (run_dir / "report.html").write_text(report_html(steps, images, manifest))
+        atomic.write_text(run_dir / "report.html", report_html(steps, images, manifest))
     return steps, md
 
 

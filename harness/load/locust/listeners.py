@@ -39,6 +39,7 @@ from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
+from harness.report import atomic
 from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
                               source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")
     runlog.write_header(out, manifest)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    atomic.write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 

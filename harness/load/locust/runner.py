@@ -22,6 +22,7 @@ from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import SweepShape
 from harness.load.locust.users import shared, user_class
 from harness.load.progress import progress_line
+from harness.report import atomic
 
 
 def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
@@ -103,7 +104,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         csv_greenlet.kill()
         history.kill(block=False)
         csv_writer.close_files()
-        (run_dir / "locust.html").write_text(get_html_report(env, show_download_link=False))
+        atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
     return shape
 
