@@ -195,3 +195,39 @@ def test_a_server_that_dies_mid_run_is_exit_4_and_bounded(tmp_path: Path, emulat
     assert "the server is gone" in err or "connection" in err
     records = _accounted(run)
     assert len(records) < 5000  # a refused-connection loop writes thousands a second without backoff
+
+
+def test_an_unwritable_results_directory_is_exit_2(tmp_path: Path, fast_emulator) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", "--results-dir", str(blocker / "r"),
+                           "--url", fast_emulator.url, *SHORT], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == exitcodes.BAD_INPUT
+    assert "cannot write the results directory" in one_error_line(proc)
+
+
+@pytest.mark.parametrize("fault", [
+    "disconnect=3", "error=generation;after=2", "error=incomplete_generation;after=1", "error=overloaded",
+    "error=validation", "malformed=2", "stall_ms=8000;after=1",
+])
+def test_mid_stream_faults_are_failed_records_every_request_accounted(tmp_path: Path, emulator_factory,
+                                                                       fault: str) -> None:
+    """A share of requests meets the fault: the run completes (exit 0), each request the server
+    got is one record, every record parses, the faulted ones are failures with a type."""
+    emu = emulator_factory("fast", "--fault", fault, "--fault-rate", "0.3", "--faults-after", "1",
+                           "--seed", "7")
+    before = emu.stats()["requests_total"]
+    proc = sweep(tmp_path, "--url", emu.url, *SHORT, "--measure-min-s", "6", "--timeout-s", "3")
+    assert proc.returncode == exitcodes.OK, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    received = emu.stats()["requests_total"] - before - 1  # the pre-flight's request
+    records = _accounted(tmp_path / "r" / "run")
+    settled = [r for r in records if r.error_type != "cancelled"]
+    assert len(settled) <= received <= len(records)
+    failed = [r for r in settled if not r.ok]
+    assert failed and all(r.error_type for r in failed)
+    if fault.startswith("stall"):
+        assert {r.error_type for r in failed} == {"timeout"}
+        assert max(r.t_end - r.t_send for r in records) < 3 + 1.0  # nobody waited past timeout_s

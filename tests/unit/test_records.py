@@ -53,3 +53,18 @@ def test_record_after_close_is_written_not_dropped(tmp_path):
     writer.extend([make_record(3)])
     assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
     assert writer.closed and writer.written == 3
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog) -> None:
+    import logging
+
+    from support.records import make_record
+
+    from harness.records.record import read_records
+
+    path = tmp_path / "records-h-1.jsonl"
+    path.write_text(make_record(0).to_json() + "\n" + make_record(1).to_json()[:40])
+    with caplog.at_level(logging.WARNING):
+        records = read_records(path)
+    assert [r.request_id for r in records] == ["r0"]
+    assert "skipped 1 torn line" in caplog.text and str(path) in caplog.text
