@@ -25,6 +25,7 @@ from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
 from harness.load.headers import request_headers
+from harness.load.locust import interrupts
 from harness.load.manifest import build_manifest, run_id_for
 from harness.load.preflight import Preflight, PreflightError, configure_from_server, load_tokenizer_checked
 from harness.records import runlog
@@ -73,10 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         print("interrupted before the sweep started", file=sys.stderr)
-        return exitcodes.INTERRUPTED
+        return exitcodes.TERMINATED if interrupts.terminated() else exitcodes.INTERRUPTED
 
 
 def _main(argv: list[str] | None) -> int:
+    interrupts.sigterm_as_interrupt()
+    code = _run(argv)
+    if code == exitcodes.INTERRUPTED and interrupts.terminated():
+        return exitcodes.TERMINATED
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cfg = parse(argv)
         headers = request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2

@@ -32,7 +32,8 @@ def _emulator_pids(marker: str) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if "harness emulate" in line and marker in line]
 
 
-def _interrupt(tmp_path: Path, times: int) -> tuple[subprocess.CompletedProcess, Path, str]:
+def _interrupt(tmp_path: Path, times: int, signum: int = signal.SIGINT
+               ) -> tuple[subprocess.CompletedProcess, Path, str]:
     run = tmp_path / "r" / "run"
     marker = f"--seed {os.getpid() % 100000 + times}"  # finds this test's emulator in `ps`
     cmd = [sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path / "r"), "--run-id", "run",
@@ -49,7 +50,7 @@ def _interrupt(tmp_path: Path, times: int) -> tuple[subprocess.CompletedProcess,
         time.sleep(1.5)  # requests in flight (4000 tokens at 5 ms: 20 s each)
         assert _emulator_pids(marker), f"the sweep's emulator is not running: {proc.poll()}"
         for _ in range(times):
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signum)
             time.sleep(0.3)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -79,4 +80,14 @@ def test_ctrl_c_twice_exits_at_once_with_parseable_records_and_no_child_left(tmp
     deadline = time.monotonic() + 10
     while _emulator_pids(marker) and time.monotonic() < deadline:  # PR_SET_PDEATHSIG → SIGTERM
         time.sleep(0.2)
+    assert not _emulator_pids(marker)
+
+
+def test_sigterm_ends_the_run_like_ctrl_c_with_exit_143(tmp_path: Path) -> None:
+    proc, run, marker = _interrupt(tmp_path, 1, signal.SIGTERM)
+    assert proc.returncode == exitcodes.TERMINATED, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    records = [r for p in run.glob("records-*.jsonl") for r in read_records(p)]
+    assert records and {r.error_type for r in records} == {"cancelled"}
+    assert (run / "summary.md").is_file()
     assert not _emulator_pids(marker)

@@ -1,4 +1,5 @@
-"""The second Ctrl-C: exit at once, leaving complete record lines behind.
+"""SIGTERM handled as Ctrl-C (exit 143), and the second Ctrl-C: exit at once, leaving complete
+record lines behind.
 
 The first Ctrl-C (KeyboardInterrupt in the sweep's main greenlet) stops the users and writes the
 report; it may take a few seconds. A user who presses Ctrl-C again wants out now: the handler
@@ -44,3 +45,21 @@ def second_exits_at_once(writer: Any) -> None:
             os._exit(exitcodes.INTERRUPTED)
 
     signal.signal(signal.SIGINT, handler)
+
+
+_terminated = [False]
+
+
+def sigterm_as_interrupt() -> None:
+    """SIGTERM (a CI timeout, `docker stop`, systemd) ends the run like a first Ctrl-C: users
+    stopped, report written, children stopped — and `terminated()` tells the exit code (143)."""
+
+    def handler(signum: int, frame: object) -> None:
+        _terminated[0] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def terminated() -> bool:
+    return _terminated[0]
