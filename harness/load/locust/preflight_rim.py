@@ -17,6 +17,7 @@ from locust.runners import WorkerRunner
 
 from harness.config.model import RunConfig
 from harness.load.locust import guard
+from harness.load.locust.users import our_classes
 from harness.load.preflight import PreflightError, configure_from_server
 
 _checked: set[str] = set()
@@ -29,6 +30,9 @@ def check(environment: Any, cfg: RunConfig) -> None:
         return
     if getattr(environment, "harness_sweep", False):
         return  # the sweep ran it before starting Locust
+    fixed = {c.api_class.name for c in our_classes(environment) if c.api_class is not None}
+    if len(fixed) == 1:  # a locustfile of one route (locustfiles/tgi.py): probe that one
+        cfg = cfg.model_copy(update={"request": cfg.request.model_copy(update={"api": fixed.pop()})})
     try:
         _, pre = configure_from_server(cfg, url, os.environ)
     except PreflightError as exc:
