@@ -163,7 +163,8 @@ def _run(argv: list[str] | None) -> int:
                 _remove_if_empty(run_dir)
                 raise
         ident = pre.identity
-        server.update(info=ident.info, models=ident.models, model_id=ident.model_id)
+        server.update(info=ident.info, models=ident.models, model_id=ident.model_id,
+                      preflight={"api": pre.api, "model_name": pre.model_name, "warnings": pre.warnings})
         manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
                                   source=" ".join(sys.argv[1:]))
         runlog.write_header(run_dir, manifest)

@@ -60,15 +60,19 @@ def build_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0])
+    from harness import exitcodes
+
+    ap = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0],
+                                 epilog=exitcodes.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", help="a results/<run-id> directory")
     ap.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     args = ap.parse_args(argv)
     try:
         steps, md = build_report(args.run_dir, with_plots=not args.no_plots)
-    except FileNotFoundError as exc:
+    except OSError as exc:  # no records, unreadable or unwritable directory
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.BAD_INPUT
     print(markdown_table(steps))
     print(f"\nreport: {Path(args.run_dir) / 'report.html'}")
     return 0
