@@ -147,12 +147,15 @@ def _run(argv: list[str] | None) -> int:
             if t.model_id and "--model-id" not in extra:
                 extra += ["--model-id", t.model_id]
             print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
+            starting = EmulatorProcess(profile=t.emulator_profile, args=extra)
             try:
-                emulator = EmulatorProcess(profile=t.emulator_profile, args=extra).start()
+                emulator = starting.start()
             except RuntimeError as exc:
                 print(f"error: the emulator did not start: {' '.join(str(exc).split())[:300]}",
                       file=sys.stderr)
-                return exitcodes.TARGET_UNUSABLE
+                _remove_if_empty(run_dir)
+                bad_args = starting.proc is not None and starting.proc.returncode == 2  # argparse
+                return exitcodes.BAD_INPUT if bad_args else exitcodes.TARGET_UNUSABLE
             url = emulator.url
             server = {"kind": "emulator", "url": url, "profile": t.emulator_profile, "args": extra,
                       "description": f"the emulator ({t.emulator_profile})"}

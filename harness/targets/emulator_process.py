@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -96,7 +97,13 @@ class EmulatorProcess:
         reader.start()
         reader.join(self.timeout)
         if not result:
+            code = self.proc.poll()
             self.stop()
+            if code is not None:  # it exited: say why in its own last line (argparse, a bad profile)
+                time.sleep(0.2)  # let the stderr reader take the last lines
+                last = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+                why = last[-1] if last else "no output"
+                raise RuntimeError(f"the emulator exited with code {code}: {why}")
             raise RuntimeError(f"emulator did not become ready in {self.timeout}s; stdout={''.join(lines)!r} "
                                f"stderr={self.stderr[-2000:]!r}")
         self.url = result[0]

@@ -231,3 +231,11 @@ def test_mid_stream_faults_are_failed_records_every_request_accounted(tmp_path: 
     if fault.startswith("stall"):
         assert {r.error_type for r in failed} == {"timeout"}
         assert max(r.t_end - r.t_send for r in records) < 3 + 1.0  # nobody waited past timeout_s
+
+
+def test_bad_emulator_arguments_are_exit_2_in_one_line(tmp_path: Path) -> None:
+    proc = sweep(tmp_path, "--emulator-args=--no-such-flag", *SHORT)
+    assert proc.returncode == exitcodes.BAD_INPUT
+    line = one_error_line(proc)
+    assert "exited with code 2" in line and "--no-such-flag" in line
+    no_results(tmp_path)
