@@ -102,7 +102,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
-    preflight_rim.check(environment, cfg)  # the target is usable, or one line and exit 4
+    preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
     else:

@@ -18,18 +18,24 @@ from locust.runners import WorkerRunner
 from harness.config.model import RunConfig
 from harness.load.locust import guard
 from harness.load.locust.users import our_classes
-from harness.load.preflight import PreflightError, configure_from_server
+from harness.load.preflight import PreflightError, configure_from_server, load_tokenizer_checked
 
 _checked: set[str] = set()
 
 
 def check(environment: Any, cfg: RunConfig) -> None:
-    """Full pre-flight (one short request included) once per target URL; exits on failure."""
+    """The tokenizer, then the full pre-flight (one short request included) once per target URL;
+    exits with one line on failure."""
+    if getattr(environment, "harness_sweep", False) or isinstance(environment.runner, WorkerRunner):
+        return  # the sweep ran it before starting Locust; a worker uses the master's
+    try:
+        load_tokenizer_checked(cfg.workload.tokenizer)
+    except PreflightError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.code)
     url = environment.host or cfg.target.url
-    if not url or isinstance(environment.runner, WorkerRunner) or url in _checked:
+    if not url or url in _checked:
         return
-    if getattr(environment, "harness_sweep", False):
-        return  # the sweep ran it before starting Locust
     fixed = {c.api_class.name for c in our_classes(environment) if c.api_class is not None}
     if len(fixed) == 1:  # a locustfile of one route (locustfiles/tgi.py): probe that one
         cfg = cfg.model_copy(update={"request": cfg.request.model_copy(update={"api": fixed.pop()})})
