@@ -44,7 +44,7 @@ def test_the_tgi_locustfile_against_an_openai_only_server_says_so(tmp_path: Path
 def test_a_missing_tokenizer_is_exit_2_without_a_traceback(tmp_path: Path, fast_emulator) -> None:
     proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sweep.py"),
                            "--headless", "--host", fast_emulator.url, "--tokenizer", str(tmp_path / "none")],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=120)
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == exitcodes.BAD_INPUT
     assert f"error: --tokenizer {tmp_path / 'none'}" in proc.stderr and "Traceback" not in proc.stderr
