@@ -114,7 +114,7 @@ def _run(argv: list[str] | None) -> int:
         return exitcodes.BAD_INPUT
     cfg = _with(cfg, "output", run_id=run_id, records_dir=str(run_dir))
     server: dict[str, Any] = {}
-    emulator = container = None
+    emulator = container = neuron = None
     interrupted = False
     storm: str | None = None
     try:
@@ -135,6 +135,10 @@ def _run(argv: list[str] | None) -> int:
                 return exitcodes.TARGET_UNUSABLE
             url = container.url
             server = {"kind": t.server, "url": url, "description": f"container {settings.profile}"}
+            if settings.profile == "neuronx-tgi" and cfg.telemetry.neuron_monitor and container.container_id:
+                from harness.targets.neuron_monitor import ContainerNeuronMonitor
+
+                neuron = ContainerNeuronMonitor(container.client.api, container.container_id, run_dir).start()
         elif t.url:
             url = t.url
             server = {"kind": "url", "url": url, "description": url}
@@ -187,6 +191,12 @@ def _run(argv: list[str] | None) -> int:
 
             runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})
     finally:
+        if neuron is not None:
+            runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
+        elif (run_dir / runlog.RUN_LOG).is_file():
+            why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
+                   else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
+            runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
         if emulator is not None:
             emulator.stop()
         if container is not None:

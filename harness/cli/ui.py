@@ -2,14 +2,14 @@
 
 Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the configuration's
 url, or against an emulator it starts (and stops) itself. The subprocess reads the same
-configuration (HARNESS_SCENARIO and the same flags); records and the run log go to
-results/ui-<time>/, so `python -m harness report DIR` works on it.
+configuration (HARNESS_SCENARIO and the same flags); each test's records, run log and report go
+to results/<UTC time>-<name>/ (made when the test starts), so `python -m harness report DIR` works
+on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shlex
 import signal
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
-    records = cfg.output.records_dir or str(
-        Path(cfg.output.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
-    )
+    # Each test of the UI gets its own results/<UTC time>-<name>/ (made when the test starts), unless
+    # records_dir names one directory for all of them.
+    records = cfg.output.records_dir or str(Path(cfg.output.results_dir) / f"<UTC time>-{cfg.name}")
     emulator = None
     try:
         url = cfg.target.url
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             url = emulator.url
         # The same settings reach the locustfile as the variables it reads (one name in all layers).
         table = by_name()
-        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false",
-               "HARNESS_RECORDS_DIR": records}
+        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false"}
+        if cfg.output.records_dir:
+            env[table["records_dir"].env] = cfg.output.records_dir
         for name, value in given.items():
             if name in ("url", "records_dir"):
                 continue
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
                "--web-host", args.web_host, "--web-port", str(args.web_port), "--host", url,
                "--loglevel", "INFO", *extra]
-        print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; records in {records})",
-              flush=True)
+        print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
+              f"report in {records})", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
         try:
             return proc.wait()

@@ -231,6 +231,11 @@ class Request(_Section):
     stamps: Stamps = Field(
         "kernel", description="token arrival stamps: kernel receive time or recv (read time)"
     )
+    stop_after_requests: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="send exactly this many requests in total (all users and workers), wait for those "
+        "in flight, then stop the test (locustfiles)",
+    )
 
     @field_validator("headers")
     @classmethod
@@ -287,6 +292,18 @@ class Output(_Section):
     )
 
 
+class Telemetry(_Section):
+    """What the sweep collects from the server beside the client's records (harness.telemetry)."""
+
+    scrape_every_s: NonNeg = Field(
+        1.0, description="seconds between scrapes of the server's Prometheus metrics (0: none)"
+    )
+    metrics_path: str = Field("/metrics", description="path of the server's Prometheus endpoint")
+    neuron_monitor: bool = Field(
+        True, description="run neuron-monitor in a neuronx-tgi container during the run"
+    )
+
+
 class RunConfig(_Section):
     name: str = Field("scenario", description="run name (used in the run id)")
     description: str = Field("", description="one line about the scenario")
@@ -296,6 +313,7 @@ class RunConfig(_Section):
     steps: Steps = Steps()
     flags: Flags = Flags()
     output: Output = Output()
+    telemetry: Telemetry = Telemetry()
 
     @field_validator("name")
     @classmethod

@@ -6,26 +6,30 @@ Users read the run's `RunConfig` (harness.config.model) from `shared.config`, wh
 (harness.load.locust.listeners) resolve once per test, on every worker the same.
 
 Live view: each request is one Locust request ("POST", route), with the end-to-end time, so the
-Aggregated row and RPS count requests once. TTFT, ITL and TOKENS/s (per request, logged once each)
+Aggregated row and RPS count requests once. TTFT and ITL (per request, logged once each, ms)
 are written straight into `environment.stats.entries` under their own request_type, NOT through
 events.request: `RequestStats.log_request` would also feed `stats.total` (the Aggregated row).
-Entries are serialized to the master with the others, so this works distributed too. "Response
-time" columns of those rows are ms for TTFT/ITL and tokens/s for TOKENS/s.
+Entries are serialized to the master with the others, so this works distributed too. Tokens/s is
+not logged there: Locust's table would show it under "(ms)" headers; the web UI's LLM tab
+(harness.load.locust.webui) shows it, from the records.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
 from locust import User, constant, task
+from locust.exception import StopUser
 
 from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig
+from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.load.storm import Backoff
@@ -47,8 +51,11 @@ class Shared:
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
+        self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
+        self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
         self.watch: Any = None  # harness.load.storm.StormWatch while a test runs (guard.start)
+        self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
         self.config = config
@@ -91,6 +98,13 @@ class Shared:
         self.live.add(record)
         if self.watch is not None:
             self.watch.add(record)
+        for subscriber in self.subscribers:
+            subscriber(record)
+
+    def subscribe(self, fn: Callable[[Record], None]) -> None:
+        """Also hand every record of this process (a master: every record that reaches it) to `fn`."""
+        if fn not in self.subscribers:
+            self.subscribers.append(fn)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -171,18 +185,28 @@ class StreamingUser(User):
 
     @task
     def stream(self) -> None:
-        prompt = self.pool.next()
-        body = self.api.body(prompt.text, prompt.max_new_tokens)
-        rec = self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        budget = shared.budget
+        if not budget.take():  # --stop-after-requests: this process has sent its share
+            raise StopUser()
+        try:
+            prompt = self.pool.next()
+            body = self.api.body(prompt.text, prompt.max_new_tokens)
+            rec = self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        finally:
+            budget.finish()
         pause = self._backoff.after(rec)  # a refused-connection loop: fewer requests, none dropped
         if pause:
             gevent.sleep(pause)
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
-        rec, received = apis.run_request(
-            self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
-        )
+        shared.in_flight += 1
+        try:
+            rec, received = apis.run_request(
+                self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
+            )
+        finally:
+            shared.in_flight -= 1
         self.report(rec, received)
         return rec
 
@@ -204,8 +228,6 @@ class StreamingUser(User):
             entries[(route, "TTFT")].log(tok[0] / 1000.0, 0)
             if len(tok) > 1:
                 entries[(route, "ITL")].log((tok[-1] - tok[0]) / 1000.0 / (len(tok) - 1), 0)
-            if rec.ok and e2e_ms > 0:
-                entries[(route, "TOKENS/s")].log(len(tok) * 1000.0 / e2e_ms, 0)
 
 
 class TgiStreamUser(StreamingUser):
