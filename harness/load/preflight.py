@@ -266,6 +266,8 @@ def load_tokenizer_checked(spec: str) -> Any:
             fix = ("a Hub id needs the network once (or HF_HUB_OFFLINE=1 with it cached); "
                    "or give a local directory holding tokenizer.json")
         detail = str(exc).removeprefix(f"cannot load tokenizer {spec!r}: ")[:200]
+        if "local_files_only" in detail or "local cache" in detail:
+            detail = "not in the local Hugging Face cache, and the Hub did not answer"
         raise PreflightError(f"--tokenizer {spec}: cannot load it ({detail}); {fix}",
                              exitcodes.BAD_INPUT) from None
 

@@ -239,3 +239,17 @@ def test_bad_emulator_arguments_are_exit_2_in_one_line(tmp_path: Path) -> None:
     line = one_error_line(proc)
     assert "exited with code 2" in line and "--no-such-flag" in line
     no_results(tmp_path)
+
+
+def test_a_hub_tokenizer_without_a_network_fails_fast(tmp_path: Path, fast_emulator) -> None:
+    """No HF_HUB_OFFLINE, the Hub unreachable (HF_ENDPOINT at a closed port): one line, exit 2 (the
+    tokenizer looks at the endpoint first and then only in the cache, instead of retrying)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+           "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_OFFLINE", None)
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path / "r"),
+                           "--url", fast_emulator.url, "--tokenizer", "no-such-org/no-such-model", *SHORT],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == exitcodes.BAD_INPUT
+    line = one_error_line(proc)
+    assert "no-such-org/no-such-model" in line and "the Hub did not answer" in line
