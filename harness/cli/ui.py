@@ -78,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
             t = cfg.target
             print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
-            emulator = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args)).start()
+            starting = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args))
+            try:
+                emulator = starting.start()
+            except RuntimeError as exc:
+                print(f"error: the emulator did not start: {' '.join(str(exc).split())[:300]}",
+                      file=sys.stderr)
+                bad_args = starting.proc is not None and starting.proc.returncode == 2  # argparse
+                return exitcodes.BAD_INPUT if bad_args else exitcodes.TARGET_UNUSABLE
             url = emulator.url
         # The same settings reach the locustfile as the variables it reads (one name in all layers).
         table = by_name()

@@ -98,6 +98,11 @@ class EmulatorProcess:
         reader.join(self.timeout)
         if not result:
             code = self.proc.poll()
+            if code is None and not reader.is_alive():  # stdout closed: the process is exiting
+                try:
+                    code = self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    code = None
             self.stop()
             if code is not None:  # it exited: say why in its own last line (argparse, a bad profile)
                 time.sleep(0.2)  # let the stderr reader take the last lines
