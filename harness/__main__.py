@@ -20,7 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: python -m harness <command> [options]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "\n".join(lines)
+    from harness.exitcodes import EPILOG
+
+    return "\n".join(lines) + "\n\n" + EPILOG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness import exitcodes
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.settings import add_arguments, by_name, from_namespace
 
@@ -24,13 +25,33 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
 
 
+def web_host_problem(host: str, locust_args: list[str]) -> str | None:
+    """Why the UI must not bind there (None: it may). The UI starts load against a server and shows
+    the configuration: without a login it stays on loopback."""
+    hosts = [host] + [b for a, b in zip(locust_args, locust_args[1:], strict=False) if a == "--web-host"]
+    hosts += [a.split("=", 1)[1] for a in locust_args if a.startswith("--web-host=")]
+    for h in hosts:
+        if h not in ("127.0.0.1", "localhost", "::1"):
+            return (f"--web-host {h}: the web UI has no login here and binds loopback only; "
+                    f"reach it through an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness ui", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m harness ui", description=__doc__.splitlines()[0],
+                                 epilog=exitcodes.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO") or "default")
     ap.add_argument("--web-port", type=int, default=8089)
+    ap.add_argument("--web-host", default="127.0.0.1",
+                    help="address the web UI binds to: loopback only (it has no login; use an SSH tunnel)")
     add_arguments(ap)
     ap.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: passed to locust")
     args = ap.parse_args(argv)
+    problem = web_host_problem(args.web_host, args.locust_args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
     path = find_scenario(args.scenario)
     given = from_namespace(args)
     try:
@@ -39,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    terminated = []
+
     def interrupt(signum: int, frame: object) -> None:
+        terminated.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
@@ -54,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
             t = cfg.target
             print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
-            emulator = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args)).start()
+            starting = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args))
+            try:
+                emulator = starting.start()
+            except RuntimeError as exc:
+                print(f"error: the emulator did not start: {' '.join(str(exc).split())[:300]}",
+                      file=sys.stderr)
+                bad_args = starting.proc is not None and starting.proc.returncode == 2  # argparse
+                return exitcodes.BAD_INPUT if bad_args else exitcodes.TARGET_UNUSABLE
             url = emulator.url
         # The same settings reach the locustfile as the variables it reads (one name in all layers).
         table = by_name()
@@ -74,17 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             env[s.env] = str(value)
         extra = [a for a in args.locust_args if a != "--"]
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
-               "--web-host", "127.0.0.1", "--web-port", str(args.web_port), "--host", url,
+               "--web-host", args.web_host, "--web-port", str(args.web_port), "--host", url,
                "--loglevel", "INFO", *extra]
-        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; each test's records and report in "
-              f"{records})", flush=True)
+        print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
+              f"report in {records})", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
         try:
             return proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(30)
-            return 130
+            return exitcodes.TERMINATED if terminated else exitcodes.INTERRUPTED
     finally:
         if emulator is not None:
             emulator.stop()

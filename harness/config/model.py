@@ -30,6 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -170,9 +171,27 @@ class Target(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return None if value is None else value.rstrip("/")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(f"expected http(s)://host[:port], got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("emulator_profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from harness.emulator.profiles import PROFILES  # plain data
+
+        if value not in PROFILES:
+            raise ValueError(f"unknown emulator profile {value!r} (allowed: {', '.join(sorted(PROFILES))})")
+        return value
 
     @field_validator("server_env", mode="before")
     @classmethod
@@ -192,7 +211,10 @@ class Target(_Section):
 
 
 class Request(_Section):
-    api: Api = Field("generate_stream", description="route: generate_stream (TGI), chat or completions")
+    api: Api | None = Field(
+        None, description="route: generate_stream (TGI), chat or completions (default: generate_stream on "
+        "TGI, else chat, from the server's /info)"
+    )
     model_name: str | None = Field(
         None,
         description="'model' sent on the OpenAI routes (default: the server's own model id; 'tgi' on TGI)",
@@ -237,6 +259,17 @@ class Workload(_Section):
         1000, description="prompts built before the test starts, used round-robin"
     )
 
+    @model_validator(mode="after")
+    def _spread(self) -> Workload:
+        # A spread wider than the mean clips most of one side of the distribution to the minimum:
+        # the lengths sent would no longer have the mean asked for.
+        for name in ("input", "output"):
+            mean, sd = getattr(self, f"{name}_mean"), getattr(self, f"{name}_stddev")
+            if sd > mean:
+                raise ValueError(f"{name}_stddev ({sd}) is larger than {name}_mean ({mean}): "
+                                 f"lower --{name}-stddev too")
+        return self
+
 
 class Flags(_Section):
     """Thresholds above which a step is flagged in the report (and --strict exits 3)."""
@@ -254,7 +287,9 @@ class Output(_Section):
     progress_every_s: Pos = Field(5.0, description="seconds between progress lines")
     quiet: bool = Field(False, description="no progress lines")
     plots: bool = Field(True, description="plots in report.html")
-    strict: bool = Field(False, description="exit 3 when any step is flagged")
+    strict: bool = Field(
+        False, description="exit 1 when a step is flagged (3 when client-bound; harness.exitcodes)"
+    )
 
 
 class Telemetry(_Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 SCHEMA_VERSION = 1
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,10 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    with open(path, encoding="utf-8") as fh:
+    """The records of a JSONL file; lines that are not JSON (a write torn by a crash or a kill)
+    are skipped with one warning naming the file and how many."""
+    torn = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -103,9 +109,12 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError:
+                torn += 1
                 continue
-            if "request_id" in data:
+            if isinstance(data, dict) and "request_id" in data:
                 yield Record.from_dict(data)
+    if torn:
+        _log.warning("%s: skipped %d torn line(s) (a write cut short by a crash or kill)", path, torn)
 
 
 class RecordWriter:

@@ -26,6 +26,7 @@ from pathlib import Path
 from harness.config.model import Flags
 from harness.records.record import Record
 from harness.records.runlog import read_run_log
+from harness.report import atomic
 from harness.report.html import report_html
 from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
 from harness.report.plots import plots, server_plot
@@ -81,9 +82,9 @@ def rebuild(
     md = summary_markdown(steps, manifest)
     if write:
         if from_log:
-            (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-            (run_dir / "steps.json").write_text(json.dumps(steps_json or [], indent=1) + "\n")
-        (run_dir / "summary.md").write_text(md)
+            atomic.write_text(run_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+            atomic.write_text(run_dir / "steps.json", json.dumps(steps_json or [], indent=1) + "\n")
+        atomic.write_text(run_dir / "summary.md", md)
         write_csv(run_dir / "summary.csv", csv_rows(steps))
         write_parquet(run_dir / "records.parquet", records)
         if scrapes is not None:
@@ -91,20 +92,24 @@ def rebuild(
         if neuron is not None:
             write_server_parquet(run_dir / "neuron_metrics.parquet", neuron)
         images = plots(steps, records) + server_plot(steps, scrapes, neuron) if with_plots else []
-        (run_dir / "report.html").write_text(report_html(steps, images, manifest))
+        atomic.write_text(run_dir / "report.html", report_html(steps, images, manifest))
     return steps, md, records
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0])
+    from harness import exitcodes
+
+    ap = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0],
+                                 epilog=exitcodes.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", help="a results/<run-id> directory, or any directory of records-*.jsonl")
     ap.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     args = ap.parse_args(argv)
     try:
         steps, _md, records = rebuild(args.run_dir, with_plots=not args.no_plots)
-    except FileNotFoundError as exc:
+    except OSError as exc:  # no records, unreadable or unwritable directory
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.BAD_INPUT
     print(markdown_table(steps))
     print()
     print(summary_text(steps, records, args.run_dir))

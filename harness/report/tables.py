@@ -20,6 +20,7 @@ from harness.analysis.attribution import ATTRIBUTION_RULE
 from harness.analysis.definitions import metric
 from harness.analysis.metrics import StepMetrics
 from harness.records.record import Record
+from harness.report import atomic
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
 from harness.telemetry.server_steps import columns as server_columns
@@ -232,9 +233,9 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
-        path.write_text("")
+        atomic.write_text(path, "")
         return
-    with open(path, "w", newline="") as fh:
+    with atomic.atomic_open(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -260,4 +261,5 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
             wall_end=r.wall_end,
         )
         rows.append(d)
-    pd.DataFrame(rows).to_parquet(path, index=False)
+    with atomic.atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)

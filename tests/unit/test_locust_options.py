@@ -42,7 +42,8 @@ assert str(run_dir(cfg)).startswith("results/") and cfg.output.run_id.endswith("
 
 # HARNESS_* variables are the options' variables (one name in all three layers)
 os.environ["HARNESS_OUTPUT_MEAN"] = "64"
-cfg = resolve_config(env_for(["--scenario", "default", "--input-mean", "99", "--records-dir", "/tmp/x"]))
+cfg = resolve_config(env_for(["--scenario", "default", "--input-mean", "99", "--input-stddev", "20",
+                                  "--records-dir", "/tmp/x"]))
 assert (cfg.workload.output_mean, cfg.workload.input_mean, str(run_dir(cfg))) == (64, 99, "/tmp/x")
 
 # A worker uses the master's resolved configuration, sent as a custom option with each spawn.
@@ -56,6 +57,7 @@ assert resolve_config(worker) == given
 form = env_for(["--scenario", "default"])
 form.parsed_options.ignore_eos = ""
 form.parsed_options.input_mean = 123
+form.parsed_options.input_stddev = 20  # no wider than the mean (harness.config.model)
 cfg = resolve_config(form)
 assert cfg.request.ignore_eos == resolve_config(env_for(["--scenario", "default"])).request.ignore_eos
 assert cfg.workload.input_mean == 123

@@ -36,12 +36,13 @@ from harness.config.settings import add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
-from harness.load.locust import endofrun, stopafter, webui
+from harness.load.locust import endofrun, preflight_rim, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
+from harness.report import atomic
 from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,8 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
-    if discover and cfg.target.url and cfg.request.api != "generate_stream" and not cfg.request.model_name:
-        ident = identify(cfg.target.url, request_headers(cfg.request, os.environ), timeout=10)
-        name = ident.model_name_to_send(None)
-        cfg = cfg.model_copy(update={"request": cfg.request.model_copy(update={"model_name": name})})
+    if discover and cfg.target.url and (cfg.request.api is None or not cfg.request.model_name):
+        cfg = preflight_rim.choose(environment, cfg)  # API and model from the server (its /info)
     return cfg
 
 
@@ -113,6 +112,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
+    preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
     webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
@@ -217,6 +217,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     except ValueError as exc:  # every user will fail at on_start: say it once, plainly
         log.error("no request will be sent: %s", exc)
     shared.open_writer()
+    if not getattr(environment, "harness_sweep", False):
+        preflight_rim.guard_storms(environment, cfg)
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
     # keeps the collector's full passes (which stop every greenlet) short during the test.
     gc.freeze()
@@ -238,7 +240,7 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
                               source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")
     runlog.write_header(out, manifest)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    atomic.write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 

@@ -16,11 +16,13 @@ from locust.log import setup_logging
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from harness.config.model import RunConfig
+from harness.load.locust import guard, interrupts
 from harness.load.locust.listeners import register
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import SweepShape
 from harness.load.locust.users import shared, user_class
 from harness.load.progress import progress_line
+from harness.report import atomic
 
 
 def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
@@ -77,13 +79,24 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     printer = gevent.spawn(show) if not cfg.output.quiet else None
     if shared.preparing is not None:  # prompt pools are built before the clock starts
         shared.preparing.join()
+    shape.interrupted = False
+    guard.start(env, cfg.request.timeout_s)
+    hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     try:
         runner.start_shape()
         runner.greenlet.join()
     except KeyboardInterrupt:
-        print("interrupted: stopping users and writing what was measured", file=sys.stderr)
+        # First Ctrl-C: users stop (their in-flight requests are recorded `cancelled`), the report
+        # is written from what was recorded. A second one exits at once (interrupts.py).
+        shape.interrupted = True
+        interrupts.second_exits_at_once(shared.writer)
+        print("interrupted: stopping users and writing what was measured (Ctrl-C again: exit now)",
+              file=sys.stderr, flush=True)
         runner.quit()
     finally:
+        shape.storm = guard.verdict()
+        guard.stop()
         shape.stop_clock()
         if printer is not None:
             printer.kill(block=False)
@@ -92,7 +105,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         csv_greenlet.kill()
         history.kill(block=False)
         csv_writer.close_files()
-        (run_dir / "locust.html").write_text(get_html_report(env, show_download_link=False))
+        atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
     return shape
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gevent
 from locust import User, constant, task
 from locust.exception import StopUser
 
@@ -31,6 +32,7 @@ from harness.config.model import RunConfig
 from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
+from harness.load.storm import Backoff
 from harness.records.record import Record, RecordWriter, worker_id
 from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec
 from harness.workload.tokenizer import load_tokenizer
@@ -52,6 +54,7 @@ class Shared:
         self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
         self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
+        self.watch: Any = None  # harness.load.storm.StormWatch while a test runs (guard.start)
         self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
@@ -93,6 +96,8 @@ class Shared:
         writer = self.writer or self.open_writer()
         writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+        if self.watch is not None:
+            self.watch.add(record)
         for subscriber in self.subscribers:
             subscriber(record)
 
@@ -156,7 +161,9 @@ class StreamingUser(User):
 
     @classmethod
     def api_for(cls, config: RunConfig) -> type[apis.Api]:
-        return cls.api_class or apis.APIS[config.request.api]
+        # request.api None ("auto") is resolved by the pre-flight before a test starts; until then
+        # (a worker's guess) TGI's route stands in.
+        return cls.api_class or apis.APIS[config.request.api or "generate_stream"]
 
     def on_start(self) -> None:
         cfg = shared.config
@@ -169,6 +176,7 @@ class StreamingUser(User):
         self.conn = Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
         self._stats = self.environment.stats
         self._fire = self.environment.events.request.fire
+        self._backoff = Backoff()
 
     def on_stop(self) -> None:
         conn = getattr(self, "conn", None)
@@ -183,9 +191,12 @@ class StreamingUser(User):
         try:
             prompt = self.pool.next()
             body = self.api.body(prompt.text, prompt.max_new_tokens)
-            self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+            rec = self.send(body, prompt.input_tokens, prompt.max_new_tokens)
         finally:
             budget.finish()
+        pause = self._backoff.after(rec)  # a refused-connection loop: fewer requests, none dropped
+        if pause:
+            gevent.sleep(pause)
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
