@@ -23,6 +23,7 @@ from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
+from harness.load.distributed import LOST_WORKER
 from harness.load.headers import request_headers
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if cfg.distributed.worker:
+        from harness.load.locust.cluster import run_worker
+
+        return run_worker(cfg)
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
     run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
@@ -109,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep {cfg.name}: users {users} against {url} → {run_dir}", flush=True)
         from harness.load.locust.runner import run_locust
 
-        shape = run_locust(cfg, url, run_dir)
+        try:
+            shape = run_locust(cfg, url, run_dir)
+        except RuntimeError as exc:  # workers that never connected
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         runlog.write_steps(run_dir, shape.steps_json())
         if emulator is not None:
             from harness.targets.identity import get_json
@@ -128,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(reports))
     print(f"\nreport: {run_dir / 'report.html'}")
+    if any(f.startswith(LOST_WORKER) for r in reports for f in r.flags):
+        print("degraded: a worker was lost during the run (exit code 3)", file=sys.stderr)
+        return 3
     if cfg.output.strict and any(r.flags for r in reports):
         return 3
     return 0

@@ -252,6 +252,21 @@ class Output(_Section):
     strict: bool = Field(False, description="exit 3 when any step is flagged")
 
 
+class Distributed(_Section):
+    """Master/worker runs (harness.load.locust.cluster): where the load comes from and where records go."""
+
+    workers: Annotated[int, Field(ge=0)] = Field(
+        0, description="worker processes (0: one process); started locally unless --master")
+    master: bool = Field(False, description="run the master only: wait for --workers remote workers")
+    worker: bool = Field(False, description="run a worker only: connect to --master-host")
+    master_host: str = Field("127.0.0.1", description="the master's address (workers connect to it)")
+    master_port: Annotated[int, Field(ge=1, le=65535)] = Field(5557, description="the master's port")
+    worker_records: Literal["master", "local", "both"] = Field(
+        "master", description="workers send records to the master, keep them in their own records "
+        "directory (merge with `python -m harness collect`), or both")
+    connect_timeout_s: Pos = Field(120.0, description="how long the master waits for its workers")
+
+
 class RunConfig(_Section):
     name: str = Field("scenario", description="run name (used in the run id)")
     description: str = Field("", description="one line about the scenario")
@@ -261,6 +276,7 @@ class RunConfig(_Section):
     steps: Steps = Steps()
     flags: Flags = Flags()
     output: Output = Output()
+    distributed: Distributed = Distributed()
 
     @field_validator("name")
     @classmethod

@@ -11,7 +11,8 @@ FLAGS_NOTE = (
     "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests)."
+    "reached before min_requests), *degraded: lost worker* (a worker of a distributed run stopped "
+    "answering during the step: its users' load was missing from then on)."
 )
 
 
@@ -28,4 +29,5 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
         out.append(f"client-bound (scheduling lag p99 {info.sched_lag_p99_ms:.0f} ms)")
     if info.min_requests and m.completed_in_window < info.min_requests:
         out.append(f"window capped ({m.completed_in_window} < {info.min_requests} requests)")
+    out.extend(info.degraded)
     return out

@@ -43,6 +43,7 @@ class StepInfo:
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
     spans: dict[str, Any] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # e.g. "degraded: lost worker host:123"
 
 
 def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
@@ -62,6 +63,7 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),
                 spans=s["phases"],
+                degraded=list(s.get("degraded") or ()),
             )
         )
     return out

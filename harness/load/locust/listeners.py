@@ -35,6 +35,7 @@ from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
+from harness.load.locust.shipping import MasterReceiver, WorkerShipper
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
@@ -42,6 +43,9 @@ from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
 LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
+# Locust's own --master/--worker/--master-host/--master-port (and --expect-workers for `workers`)
+# decide a plain locustfile run's role; the sweep's settings of the same names are not options here.
+LOCUST_ROLE = ("workers", "master", "worker", "master_host", "master_port", "connect_timeout_s")
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
 
@@ -64,7 +68,7 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     parser.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
                         help="scenario TOML file or a shipped name (default, seed); "
                              "scenario file < HARNESS_* < these options")
-    add_arguments(parser, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
+    add_arguments(parser, skip=LOCUST_OWN + LOCUST_ROLE, locust=True, web_ui=WEB_UI_SECTIONS)
     parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
@@ -75,7 +79,7 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     if given:
         return RunConfig.model_validate_json(given)
     path = getattr(opts, "scenario", None)
-    cli = from_namespace(opts, skip=LOCUST_OWN)
+    cli = from_namespace(opts, skip=LOCUST_OWN + LOCUST_ROLE)
     if environment.host:
         cli["url"] = environment.host
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
@@ -104,6 +108,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         environment.host = cfg.target.url
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
+        environment.harness_receiver = MasterReceiver(runner)
     else:
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
@@ -114,12 +119,18 @@ def _worker_messages(runner: Any) -> None:
         runstate.set_step(step, users, phase)
 
     runner.register_message(STEP_MESSAGE, set_tag)
+    shared.is_worker = True
+    shared.shipper = WorkerShipper(runner).start()  # measures the clock offset from now on
     monitor = ClientMonitor().start()
 
     def push() -> None:
         while True:
             gevent.sleep(HEALTH_EVERY_S)
             payload = monitor.drain()
+            shift = shared.clock_offset_s  # samples on the master's clock, like the records
+            for samples in payload.values():
+                for sample in samples:
+                    sample[0] += shift
             if payload["lags"] or payload["cpu"]:
                 try:
                     runner.send_message(HEALTH_KEY, payload)
@@ -167,6 +178,13 @@ def prepare_test(environment: Any) -> RunConfig:
     if not sweep:
         _write_header(environment, cfg)
     shared.configure(cfg)
+    for writer in shared.writers.values():  # the previous test's files (web UI: a new test)
+        writer.close()
+    shared.writers.clear()
+    receiver = getattr(environment, "harness_receiver", None)
+    shape = environment.shape_class
+    if receiver is not None and isinstance(shape, PlanShape):
+        shape.losses = receiver.losses
     environment.harness_test_ready = True
     return cfg
 
@@ -185,6 +203,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             return
     else:
         cfg = resolve_config(environment)
+        mode = cfg.distributed.worker_records
+        shipper = getattr(shared, "shipper", None)
+        shared.forward = shipper.put if shipper is not None and mode != "local" else None
+        shared.keep_local = mode != "master"
     if shared.preparing is not None:
         shared.preparing.join()
         shared.preparing = None
@@ -193,7 +215,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         request_headers(cfg.request, os.environ)
     except ValueError as exc:  # every user will fail at on_start: say it once, plainly
         log.error("no request will be sent: %s", exc)
-    shared.open_writer()
+    if shared.keep_local or shared.forward is None:
+        shared.open_writer()
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
     # keeps the collector's full passes (which stop every greenlet) short during the test.
     gc.freeze()
@@ -219,8 +242,11 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
 
 
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
-    if shared.writer is not None:
-        shared.writer.flush()
+    shared.flush()
+    receiver = getattr(environment, "harness_receiver", None)
+    if receiver is not None:  # master: every live worker's last records first
+        receiver.drain()
+        runlog.write_end(run_dir(shared.config), workers=receiver.workers_json())
     shape = environment.shape_class
     if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
         return

@@ -1,5 +1,10 @@
 """The sweep's in-process Locust run: a local runner driven by SweepShape, with Locust's CSV/HTML
 (its live view) written beside the records, and the progress line fed from the record sink.
+
+With `[distributed] workers = N` this process is the master (a MasterRunner; the workers are N
+local child processes, or remote ones with `master = true`, harness.load.locust.cluster): the
+workers send their records here, so the sink, the progress line and the run directory are the
+same as in one process.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from locust.log import setup_logging
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from harness.config.model import RunConfig
+from harness.load.locust import cluster
 from harness.load.locust.listeners import register
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import SweepShape
@@ -40,15 +46,28 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     shared.configure(cfg)
     # No stop timeout: requests still in flight when the last window closes count in no step's
     # statistics (harness.analysis.metrics.measured_records), so waiting for them would only cost time.
+    d = cfg.distributed
+    # ApiUser follows request.api: the same class name on the master and every worker (Locust
+    # dispatches users to workers by class name)
     env = Environment(
-        user_classes=[user_class(cfg.request.api)],
+        user_classes=[user_class(None) if d.workers else user_class(cfg.request.api)],
         shape_class=shape,
         events=events,
         host=url,
         parsed_options=opts,
     )
     env.harness_sweep = True
-    runner = env.create_local_runner()
+    procs: list = []
+    if d.workers:
+        port = d.master_port if d.master else cluster.free_port()
+        runner = env.create_master_runner("*" if d.master else "127.0.0.1", port)
+        if d.master:
+            print(f"master: waiting for {d.workers} workers on port {port} "
+                  f"(python -m harness sweep --worker --master-host THIS_HOST --master-port {port})", flush=True)
+        else:
+            procs = cluster.start_local_workers(d.workers, port)
+    else:
+        runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
     history = gevent.spawn(stats_history, runner)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
@@ -77,6 +96,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     if shared.preparing is not None:  # prompt pools are built before the clock starts
         shared.preparing.join()
     try:
+        if d.workers:
+            cluster.wait_for_workers(runner, d.workers, d.connect_timeout_s, procs)
         runner.start_shape()
         runner.greenlet.join()
     except KeyboardInterrupt:
@@ -93,6 +114,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         csv_writer.close_files()
         (run_dir / "locust.html").write_text(get_html_report(env, show_download_link=False))
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
+        if procs:
+            cluster.stop_workers(procs)
     return shape
 
 

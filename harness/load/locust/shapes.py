@@ -23,6 +23,7 @@ from locust import LoadTestShape
 from locust.runners import MasterRunner
 
 from harness.load import runstate
+from harness.load.distributed import degraded_steps
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
@@ -48,7 +49,9 @@ class PlanShape(LoadTestShape):
         self._cpu_at: list[float | None] = []  # CPU seconds at the start of each span
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
+        self.losses: list[dict[str, Any]] = []  # master only: workers lost (shipping.MasterReceiver)
         self._cpu_end: float | None = None
+        self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
         self._new_test = True
 
@@ -69,6 +72,7 @@ class PlanShape(LoadTestShape):
             self._cpu_at.clear()
             self._worker_cpu.clear()
             self._cpu_end = None
+            self._done_at = None
         self._ticked = False
 
     def completed(self) -> int:
@@ -132,12 +136,27 @@ class PlanShape(LoadTestShape):
             usage = max(w.cpu_usage for w in self.runner.clients.values())
             self._worker_cpu.append((time.time(), usage))
         if tick is None:
-            self._cpu_end = cpu
-            last = self.plan.spans[-1]
-            self._tag(last.step, last.users, "done")
+            if self._done_at is None:
+                self._done_at = time.monotonic()
+                self._cpu_end = cpu
+                last = self.plan.spans[-1]
+                self._tag(last.step, last.users, "done")
+            if self._workers_still_running():
+                return 0, 1000.0
             return None
         self._tag(tick.step, tick.step_users, tick.tag)
         return tick.users, tick.spawn_rate
+
+    def _workers_still_running(self) -> bool:
+        """Distributed: the sweep's end first stops every worker's users (their last requests end
+        as records, which reach the master before it drains the workers): Locust's headless quit
+        would otherwise stop the master before the workers, and their last records would be lost."""
+        return (
+            isinstance(self.runner, MasterRunner)
+            and self.runner.user_count > 0
+            and self._done_at is not None
+            and time.monotonic() - self._done_at < WORKERS_SPAWN_MAX_S
+        )
 
     def _tag(self, step: int, users: int, phase: str) -> None:
         runstate.set_step(step, users, phase)
@@ -194,7 +213,10 @@ class PlanShape(LoadTestShape):
                 client.setdefault("cpu_percent", None)
                 client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
-        return [out[k] for k in sorted(out)]
+        steps = [out[k] for k in sorted(out)]
+        for step, flags in degraded_steps(steps, self.losses).items():
+            out[step]["degraded"] = flags
+        return steps
 
 
 class SweepShape(PlanShape):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,13 +37,26 @@ log = logging.getLogger(__name__)
 
 
 class Shared:
-    """Per-process state built outside the hot path: the config, prompt pools, the record sink."""
+    """Per-process state built outside the hot path: the config, prompt pools, the record sink.
+
+    `sink(record)` is where every record of this process's run arrives: the users' own (one
+    process, or a worker) and, on a master, each record a worker sent (harness.load.locust.shipping).
+    It writes one `records-<worker>.jsonl` per worker id and feeds the live view. On a worker,
+    `forward` ships the record to the master instead (`keep_local`: a local copy too), after
+    `clock_offset_s` put its send time on the master's clock.
+    """
 
     def __init__(self) -> None:
         self.config = RunConfig()
         self.worker = worker_id()
         self.writer: RecordWriter | None = None
         self.records_path: Path | None = None
+        self.writers: dict[str, RecordWriter] = {}  # a master's: one per worker that sent records
+        self.forward: Callable[[Record], None] | None = None  # a worker's: to the master
+        self.keep_local = True
+        self.clock_offset_s = 0.0
+        self.is_worker = False  # a worker's local copy goes to worker-<id>/ under the run dir
+        self.shipper: Any = None
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
@@ -60,7 +75,9 @@ class Shared:
         return run_dir(self.config)
 
     def open_writer(self) -> RecordWriter:
-        path = self.records_dir / f"records-{self.worker.replace(':', '-')}.jsonl"
+        name = self.worker.replace(":", "-")
+        base = self.records_dir / f"worker-{name}" if self.is_worker else self.records_dir
+        path = base / f"records-{name}.jsonl"
         if self.writer is not None and (path != self.records_path or self.writer.closed):
             self.writer.close()
             self.writer = None
@@ -83,13 +100,35 @@ class Shared:
         return pool
 
     def sink(self, record: Record) -> None:
-        writer = self.writer or self.open_writer()
+        if record.worker == self.worker:
+            if self.clock_offset_s:
+                record = replace(record, wall_start=record.wall_start + self.clock_offset_s)
+            if self.forward is not None:
+                self.forward(record)
+                if not self.keep_local:
+                    self.live.add(record)
+                    return
+            writer = self.writer or self.open_writer()
+        else:  # a worker's record, received by the master
+            writer = self.writers.get(record.worker) or self.open_writer_for(record.worker)
         writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+
+    def open_writer_for(self, worker: str) -> RecordWriter:
+        path = self.records_dir / f"records-{worker.replace(':', '-')}.jsonl"
+        writer = self.writers[worker] = RecordWriter(path).start()
+        return writer
+
+    def flush(self) -> None:
+        for writer in [self.writer, *self.writers.values()]:
+            if writer is not None:
+                writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        for writer in self.writers.values():
+            writer.close()
 
 
 shared = Shared()
