@@ -93,6 +93,7 @@ def run_worker(cfg: RunConfig) -> int:
     from harness.load.locust.users import shared, user_class
 
     register(events)
+    shared.local_dir = cfg.output.records_dir  # its own: the local copy (worker_records local/both)
     d = cfg.distributed
     opts = get_parser(default_config_files=[]).parse_args(["--headless", "--loglevel", "WARNING"])
     setup_logging(opts.loglevel)

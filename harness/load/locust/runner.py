@@ -62,8 +62,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         port = d.master_port if d.master else cluster.free_port()
         runner = env.create_master_runner("*" if d.master else "127.0.0.1", port)
         if d.master:
-            print(f"master: waiting for {d.workers} workers on port {port} "
-                  f"(python -m harness sweep --worker --master-host THIS_HOST --master-port {port})", flush=True)
+            print(f"master: waiting for {d.workers} workers on port {port} (on each: python -m "
+                  f"harness sweep --worker --master-host THIS_HOST --master-port {port})", flush=True)
         else:
             procs = cluster.start_local_workers(d.workers, port)
     else:

@@ -55,7 +55,8 @@ class Shared:
         self.forward: Callable[[Record], None] | None = None  # a worker's: to the master
         self.keep_local = True
         self.clock_offset_s = 0.0
-        self.is_worker = False  # a worker's local copy goes to worker-<id>/ under the run dir
+        self.is_worker = False  # a worker's local copy goes to worker-<id>/ under the run dir ...
+        self.local_dir: str | None = None  # ... or here (`sweep --worker --records-dir DIR`)
         self.shipper: Any = None
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
@@ -76,7 +77,9 @@ class Shared:
 
     def open_writer(self) -> RecordWriter:
         name = self.worker.replace(":", "-")
-        base = self.records_dir / f"worker-{name}" if self.is_worker else self.records_dir
+        base = self.records_dir
+        if self.is_worker:
+            base = Path(self.local_dir) if self.local_dir else base / f"worker-{name}"
         path = base / f"records-{name}.jsonl"
         if self.writer is not None and (path != self.records_path or self.writer.closed):
             self.writer.close()
