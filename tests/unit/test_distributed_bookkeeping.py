@@ -68,7 +68,8 @@ def test_degraded_steps_flags_the_step_a_loss_fell_in() -> None:
                                "measure": {"start_wall": 2.0, "end_wall": 10.0}}},
         {"step": 1, "phases": {"ramp": {"start_wall": 10.0, "end_wall": None}}},
     ]
-    losses = [{"worker": "h:9", "lost_at": 5.0}, {"worker": "h:8", "lost_at": 50.0}]
+    losses = [{"worker": "h:9", "lost_at": 5.0}, {"worker": "h:8", "lost_at": 50.0},
+              {"worker": "h:7", "lost_at": 3.0, "back_at": 6.0}]  # back soon: a stall, not a loss
     flags = degraded_steps(steps, losses)
     assert flags == {0: [f"{LOST_WORKER} h:9"], 1: [f"{LOST_WORKER} h:8"]}
     assert degraded_steps(steps, []) == {}
