@@ -89,6 +89,7 @@ def _pause(workers: list[psutil.Process]) -> int:
 
 
 def _kill(workers: list[psutil.Process]) -> int:
+    time.sleep(3.0)  # a few seconds of records first, inside the first step (8 s window)
     victim = workers[0]
     victim.kill()
     return victim.pid
@@ -137,8 +138,8 @@ def test_a_killed_worker_degrades_the_run(killed) -> None:  # noqa: ANN001
     assert sent and len(sent) == len(set(sent))
     # its local copy is written every 0.5 s, its batches sent every 0.25 s: whatever the copy holds
     # from before its last second reached the master (the last moments may be in either alone)
-    local = [json.loads(line) for line in
-             (run_dir / f"worker-{dead[0].replace(':', '-')}" / name).read_text().splitlines() if line.strip()]
+    copy = run_dir / f"worker-{dead[0].replace(':', '-')}" / name
+    local = [json.loads(line) for line in copy.read_text().splitlines() if line.strip()]
     last = max(r["wall_start"] + r["t_end"] - r["t_send"] for r in local)
     settled = {r["request_id"] for r in local if r["wall_start"] + r["t_end"] - r["t_send"] <= last - 1.0}
     assert settled and settled <= set(sent)
