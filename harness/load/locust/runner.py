@@ -26,7 +26,6 @@ from harness.load.locust.listeners import register
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import SweepShape
 from harness.load.locust.users import shared, user_class
-from harness.load.progress import progress_line
 
 
 def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
@@ -76,21 +75,9 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     def show() -> None:
         while True:
             gevent.sleep(cfg.output.progress_every_s)
-            plan, tick = shape.plan, shape.plan.current() if shape.plan else None
-            if tick is None or plan is None:
-                continue
-            now = shape.get_run_time()
-            span = plan.spans[-1]
-            line = progress_line(
-                tick.step,
-                tick.steps,
-                tick.users,
-                tick.phase,
-                now - span.start,
-                shared.live.steps.get(tick.step),
-                plan.time_left(now),
-            )
-            print(line, flush=True)
+            line = shape.progress()
+            if line is not None:
+                print(line, flush=True)
 
     printer = gevent.spawn(show) if not cfg.output.quiet else None
     if shared.preparing is not None:  # prompt pools are built before the clock starts

@@ -28,6 +28,7 @@ from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
 from harness.load.plan import SweepPlan, fixed_plan
+from harness.load.progress import progress_line
 
 STEP_MESSAGE = "harness_step"
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
@@ -162,6 +163,17 @@ class PlanShape(LoadTestShape):
         runstate.set_step(step, users, phase)
         if isinstance(self.runner, MasterRunner):
             self.runner.send_message(STEP_MESSAGE, [step, users, phase])
+
+    def progress(self) -> str | None:
+        """The sweep's progress line now (None before the plan's first tick or after its end);
+        the live figures come from the record sink (`shared.live`), a master's too."""
+        plan = self.plan
+        tick = plan.current() if plan else None
+        if tick is None or plan is None:
+            return None
+        now = self.get_run_time()
+        return progress_line(tick.step, tick.steps, tick.users, tick.phase, now - plan.spans[-1].start,
+                             shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:
         """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""
