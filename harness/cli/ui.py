@@ -3,7 +3,9 @@
 Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the configuration's
 url, or against an emulator it starts (and stops) itself. The subprocess reads the same
 configuration (HARNESS_SCENARIO and the same flags); records and the run log go to
-results/ui-<time>/, so `python -m harness report DIR` works on it.
+results/ui-<time>/, so `python -m harness report DIR` works on it. With `--workers N` the Locust
+process is a master and N local `locust --worker` processes send it their load and their records
+(harness.load.locust.shipping); all of them are stopped at the end.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ import datetime as dt
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from harness.config.layers import ConfigError, find_scenario, load_config
-from harness.config.settings import add_arguments, by_name, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, by_name, from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false",
                "HARNESS_RECORDS_DIR": records}
         for name, value in given.items():
-            if name in ("url", "records_dir"):
+            if name in ("url", "records_dir", *ROLE_SETTINGS):
                 continue
             s = table[name]
             if isinstance(value, bool):
@@ -75,14 +84,32 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
                "--web-host", "127.0.0.1", "--web-port", str(args.web_port), "--host", url,
                "--loglevel", "INFO", *extra]
-        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records})", flush=True)
+        n = cfg.distributed.workers
+        workers: list[subprocess.Popen] = []
+        if n:
+            port = free_port()
+            cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records}"
+              + (f"; {n} workers" if n else "") + ")", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+        if n:
+            worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
+                      "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
+            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT)) for _ in range(n)]
         try:
             return proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(30)
             return 130
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
     finally:
         if emulator is not None:
             emulator.stop()

@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
-from harness.config.settings import add_arguments, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
@@ -43,9 +43,7 @@ from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
 LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
-# Locust's own --master/--worker/--master-host/--master-port (and --expect-workers for `workers`)
-# decide a plain locustfile run's role; the sweep's settings of the same names are not options here.
-LOCUST_ROLE = ("workers", "master", "worker", "master_host", "master_port", "connect_timeout_s")
+LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
 
