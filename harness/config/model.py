@@ -240,6 +240,9 @@ class Flags(_Section):
     min_samples: Annotated[int, Field(ge=0)] = Field(10, description="flag a step with fewer successes")
     max_client_cpu_percent: Pos = Field(85.0, description="flag a step whose client CPU is above this")
     max_sched_lag_ms: Pos = Field(10.0, description="flag a step whose client lag p99 is above this")
+    max_clock_uncertainty: Pos = Field(
+        0.01, description="distributed: flag a step when a worker's clock offset uncertainty is above "
+        "this fraction of the step's window")
 
 
 class Output(_Section):

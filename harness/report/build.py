@@ -22,7 +22,14 @@ from pathlib import Path
 from harness.config.model import Flags
 from harness.records.runlog import read_run_log
 from harness.report.html import report_html
-from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
+from harness.report.inputs import (
+    StepInfo,
+    clock_uncertainty_s,
+    load_json,
+    load_records,
+    steps_from_json,
+    steps_from_records,
+)
 from harness.report.plots import plots
 from harness.report.steps import StepReport, compute
 from harness.report.tables import csv_rows, markdown_table, summary_markdown, write_csv, write_parquet
@@ -42,6 +49,8 @@ def build_report(
         manifest = load_json(run_dir / "manifest.json") or {}
         steps_json = load_json(run_dir / "steps.json")
     infos: list[StepInfo] = steps_from_json(steps_json) if steps_json else steps_from_records(records)
+    for info in infos:
+        info.clock_uncertainty_s = clock_uncertainty_s(manifest)
     cfg = manifest.get("config") or {}
     flags = Flags(**cfg["flags"]) if cfg.get("flags") else Flags()
     steps = compute(records, infos, (cfg.get("target") or {}).get("price_per_hour"), flags)
