@@ -191,6 +191,8 @@ class MasterReceiver:
 
     def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
         """Ask every live worker for the rest of its records and wait until all arrived."""
+        for loss in self.losses:  # a worker lost before its first message is known by its node only
+            loss["worker"] = self._worker_of(loss["node"])
         self._round += 1
         self._drained = {}
         self.runner.send_message(DRAIN_MESSAGE, {"round": self._round})
