@@ -67,7 +67,7 @@ class WorkerShipper:
 
     def put(self, record: Record) -> None:
         """shared.forward: queue one record (the caller waits while the outbox is full)."""
-        self.outbox.worker = record.worker
+        self.outbox.worker = record.worker  # this process's id (changes if Locust forked it)
         while self.outbox.full():
             gevent.sleep(0.05)
         self.outbox.put(record.to_json())
@@ -107,9 +107,8 @@ class WorkerShipper:
         if self.clock.add(float(data["t0"]), float(data["tm"]), time.time()) is None:
             return
         shared.clock_offset_s = self.clock.offset_s
-        best = self.clock.best()
-        if self.clock.exchanges >= CLOCK_BURST or self.clock.exchanges % CLOCK_BURST == 0:
-            self._send(CLOCK_MESSAGE, {"worker": shared.worker, **(best or {})})
+        if self.clock.exchanges >= CLOCK_BURST:  # from the end of the first burst on, each update
+            self._send(CLOCK_MESSAGE, {"worker": shared.worker, **(self.clock.best() or {})})
 
     def _on_drain(self, environment: Any, msg: Any, **_: Any) -> None:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
