@@ -55,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if cfg.distributed.worker:
+    d = cfg.distributed
+    if d.master and d.worker:
+        print("error: --master and --worker: a process is one or the other", file=sys.stderr)
+        return 2
+    if d.master and not d.workers:
+        print("error: --master needs --workers N (how many workers to wait for)", file=sys.stderr)
+        return 2
+    if d.worker:
         from harness.load.locust.cluster import run_worker
 
         return run_worker(cfg)

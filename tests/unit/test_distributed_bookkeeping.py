@@ -73,3 +73,20 @@ def test_degraded_steps_flags_the_step_a_loss_fell_in() -> None:
     flags = degraded_steps(steps, losses)
     assert flags == {0: [f"{LOST_WORKER} h:9"], 1: [f"{LOST_WORKER} h:8"]}
     assert degraded_steps(steps, []) == {}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--master"], "--master needs --workers N"),
+    (["--master", "--worker", "--workers", "2"], "one or the other"),
+])
+def test_sweep_roles_that_cannot_work_are_refused_in_one_line(args: list[str], says: str) -> None:
+    """In a child interpreter: `python -m harness sweep` imports Locust (gevent patches the process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", *args], cwd=root, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
