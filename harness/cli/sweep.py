@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.report.build import build_report, markdown_table
 
+    if d.workers and d.worker_records == "local":
+        print("the workers kept their records (--worker-records local): merge their directories with "
+              f"python -m harness collect MERGED {run_dir} WORKER_DIR... (it builds the report)", flush=True)
+
     reports, _ = build_report(run_dir, with_plots=cfg.output.plots)
     print()
     print(markdown_table(reports))
