@@ -45,6 +45,7 @@ class StepInfo:
     spans: dict[str, Any] = field(default_factory=dict)
     degraded: list[str] = field(default_factory=list)  # e.g. "degraded: lost worker host:123"
     clock_uncertainty_s: float | None = None  # distributed: the largest of the workers' (manifest)
+    workers_health: dict[str, Any] = field(default_factory=dict)  # distributed: node → its health
 
 
 def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
@@ -65,6 +66,7 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),
                 spans=s["phases"],
                 degraded=list(s.get("degraded") or ()),
+                workers_health=dict(client.get("workers") or {}),
             )
         )
     return out

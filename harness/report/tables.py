@@ -22,6 +22,7 @@ from harness.analysis.metrics import StepMetrics
 from harness.records.record import Record
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
+from harness.report.workers import workers_markdown
 
 PERCENTILE_NOTE = (
     "Percentiles are exact over the raw records (records.parquet), not Locust's bucketed ones."
@@ -178,6 +179,9 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
     for row in ROWS:
         lines.append(f"- **{row.label}**: {row.explanation}.")
     lines += ["", f"{ATTRIBUTION_RULE} {PERCENTILE_NOTE}", "", FLAGS_NOTE]
+    workers = workers_markdown(steps, manifest)
+    if workers:
+        lines += ["", "Workers (distributed run):", "", workers]
     return "\n".join(lines) + "\n"
 
 

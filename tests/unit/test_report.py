@@ -207,3 +207,26 @@ def test_distributed_flags_lost_worker_and_uncertain_clock(tmp_path: Path) -> No
     runlog.write_end(run, workers={"h:1": {"clock": {"offset_s": 0.2, "uncertainty_s": 0.0005}}})
     got, _ = report.build_report(run, write=False)
     assert not any(f.startswith("clock uncertain") for s in got for f in s.flags)
+
+
+def test_each_workers_clock_records_and_health_are_in_the_report(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    _, md = report.build_report(run, write=False)
+    assert "Workers (distributed run)" not in md  # one process: no such section
+    manifest, steps = runlog.read_run_log(run)
+    assert steps is not None
+    steps[1]["client"]["workers"] = {"node-a": {"cpu_percent": 97.0, "sched_lag_p99_ms": 80.0},
+                                     "node-b": {"cpu_percent": 12.0, "sched_lag_p99_ms": 1.5}}
+    runlog.write_steps(run, steps)
+    runlog.write_end(run, workers={
+        "h:1": {"node": "node-a", "clock": {"offset_s": 0.0012, "uncertainty_s": 0.0004},
+                "records_received": 20, "lost": []},
+        "h:2": {"node": "node-b", "clock": None, "records_received": 11,
+                "lost": [{"lost_at": 10.0, "back_at": None}]},
+    })
+    report.build_report(run, with_plots=False)
+    md = (run / "summary.md").read_text()
+    assert "| h:1 | +1.20 ± 0.40 | 20 | — | – / – | 97 / 80.0 |" in md, md
+    assert "| h:2 | – | 11 | gone | – / – | 12 / 1.5 |" in md, md
+    html = (run / "report.html").read_text()
+    assert "<h2>Workers</h2>" in html and "+1.20 ± 0.40" in html
