@@ -89,6 +89,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         runner.greenlet.join()
     except KeyboardInterrupt:
         print("interrupted: stopping users and writing what was measured", file=sys.stderr)
+        if d.workers:  # the workers' users first, so their last records reach the drain (test_stop)
+            runner.stop()
         runner.quit()
     finally:
         shape.stop_clock()
