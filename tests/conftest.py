@@ -1,5 +1,5 @@
 """Shared test set-up: each folder under tests/ is a marker (unit, integration, docker, distributed,
-engine), so `pytest -m "not docker"` and `pytest tests/unit` select the same tests."""
+engine, browser), so `pytest -m "not docker"` and `pytest tests/unit` select the same tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "docker", "distributed", "engine")
+TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 _PRESTARTED = pytest.StashKey[dict]()
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 

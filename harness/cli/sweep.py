@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = _with(cfg, "output", run_id=run_id, records_dir=str(run_dir))
     t = cfg.target
     server: dict[str, Any] = {}
-    emulator = container = None
+    emulator = container = neuron = None
     try:
         if t.server:
             from harness.targets.container import ManagedServer
@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             url = container.url
             server = {"kind": t.server, "url": url, "description": f"container {settings.profile}"}
+            if settings.profile == "neuronx-tgi" and cfg.telemetry.neuron_monitor and container.container_id:
+                from harness.targets.neuron_monitor import ContainerNeuronMonitor
+
+                neuron = ContainerNeuronMonitor(container.client.api, container.container_id, run_dir).start()
         elif t.url:
             url = t.url
             server = {"kind": "url", "url": url, "description": url}
@@ -132,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
 
             runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})
     finally:
+        if neuron is not None:
+            runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
+        elif (run_dir / runlog.RUN_LOG).is_file():
+            why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
+                   else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
+            runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
         if emulator is not None:
             emulator.stop()
         if container is not None:

@@ -2,16 +2,15 @@
 
 Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the configuration's
 url, or against an emulator it starts (and stops) itself. The subprocess reads the same
-configuration (HARNESS_SCENARIO and the same flags); records and the run log go to
-results/ui-<time>/, so `python -m harness report DIR` works on it. With `--workers N` the Locust
-process is a master and N local `locust --worker` processes send it their load and their records
-(harness.load.locust.shipping); all of them are stopped at the end.
+configuration (HARNESS_SCENARIO and the same flags); each test's records, run log and report go
+to results/<UTC time>-<name>/ (made when the test starts), so `python -m harness report DIR` works
+on it. With `--workers N` the Locust process is a master and N local `locust --worker` processes
+send it their load and their records (harness.load.locust.shipping); all are stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shlex
 import signal
@@ -52,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
-    records = cfg.output.records_dir or str(
-        Path(cfg.output.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
-    )
+    # Each test of the UI gets its own results/<UTC time>-<name>/ (made when the test starts), unless
+    # records_dir names one directory for all of them.
+    records = cfg.output.records_dir or str(Path(cfg.output.results_dir) / f"<UTC time>-{cfg.name}")
     emulator = None
     try:
         url = cfg.target.url
@@ -67,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             url = emulator.url
         # The same settings reach the locustfile as the variables it reads (one name in all layers).
         table = by_name()
-        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false",
-               "HARNESS_RECORDS_DIR": records}
+        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false"}
+        if cfg.output.records_dir:
+            env[table["records_dir"].env] = cfg.output.records_dir
         for name, value in given.items():
             if name in ("url", "records_dir", *ROLE_SETTINGS):
                 continue
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if n:
             port = free_port()
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
-        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records}"
-              + (f"; {n} workers" if n else "") + ")", flush=True)
+        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; each test's records and report in "
+              f"{records}" + (f"; {n} workers" if n else "") + ")", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
         if n:
             worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",

@@ -209,6 +209,11 @@ class Request(_Section):
     stamps: Stamps = Field(
         "kernel", description="token arrival stamps: kernel receive time or recv (read time)"
     )
+    stop_after_requests: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="send exactly this many requests in total (all users and workers), wait for those "
+        "in flight, then stop the test (locustfiles)",
+    )
 
     @field_validator("headers")
     @classmethod
@@ -255,6 +260,18 @@ class Output(_Section):
     strict: bool = Field(False, description="exit 3 when any step is flagged")
 
 
+class Telemetry(_Section):
+    """What the sweep collects from the server beside the client's records (harness.telemetry)."""
+
+    scrape_every_s: NonNeg = Field(
+        1.0, description="seconds between scrapes of the server's Prometheus metrics (0: none)"
+    )
+    metrics_path: str = Field("/metrics", description="path of the server's Prometheus endpoint")
+    neuron_monitor: bool = Field(
+        True, description="run neuron-monitor in a neuronx-tgi container during the run"
+    )
+
+
 class Distributed(_Section):
     """Master/worker runs (harness.load.locust.cluster): where the load comes from and where records go."""
 
@@ -279,6 +296,7 @@ class RunConfig(_Section):
     steps: Steps = Steps()
     flags: Flags = Flags()
     output: Output = Output()
+    telemetry: Telemetry = Telemetry()
     distributed: Distributed = Distributed()
 
     @field_validator("name")

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,6 +44,13 @@ class Record:
     error_type: str | None  # None when the request succeeded
     error: str | None = None
     phase: str = "measure"  # "warmup" | "measure" | "ramp": where in its step it was sent
+    # What the server said about this request itself, when it says anything (records written
+    # before these fields existed load with None): its timings as it named them (llama.cpp's final
+    # chunk `timings`: prompt_ms, predicted_per_token_ms, ...; TGI's x-queue-time, x-inference-time,
+    # x-time-per-token headers in ms) and its own id for the request (an `x-request-id` header,
+    # else the OpenAI chunk `id`), so a record can be joined with the server's logs.
+    server_timings: dict[str, float] | None = field(default=None, compare=False)
+    server_request_id: str | None = None
 
     @property
     def ok(self) -> bool:

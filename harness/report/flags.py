@@ -11,10 +11,13 @@ FLAGS_NOTE = (
     "Flags: *high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests), *degraded: lost worker* (a worker of a distributed run stopped "
-    "answering during the step: its users' load was missing from then on), *clock uncertain* (a worker's "
-    "clock offset to the master is known less precisely than max_clock_uncertainty of the window: "
-    "requests near the window's edges may be counted in the wrong step)."
+    "reached before min_requests), *cut short* (the test was stopped during the window: STOP, Ctrl-C, "
+    "--run-time), *server count differs* (the server's own request counters moved by a different number "
+    "than the client saw finish between the same two scrapes), *degraded: lost worker* (a worker of a "
+    "distributed run stopped answering during the step: its users' load was missing from then on), "
+    "*clock uncertain* (a worker's clock offset to the master is known less precisely than "
+    "max_clock_uncertainty of the window: requests near the window's edges may be counted in the wrong "
+    "step)."
 )
 
 
@@ -29,7 +32,10 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
         out.append(f"client-bound (CPU {info.client_cpu_percent:.0f}%)")
     elif info.sched_lag_p99_ms is not None and info.sched_lag_p99_ms > flags.max_sched_lag_ms:
         out.append(f"client-bound (scheduling lag p99 {info.sched_lag_p99_ms:.0f} ms)")
-    if info.min_requests and m.completed_in_window < info.min_requests:
+    measure = (info.spans or {}).get("measure") or {}
+    if measure.get("cut_short"):
+        out.append(f"cut short (test stopped {m.window_s:.0f} s into the window)")
+    elif info.min_requests and m.completed_in_window < info.min_requests:
         out.append(f"window capped ({m.completed_in_window} < {info.min_requests} requests)")
     out.extend(info.degraded)
     unsure, span = info.clock_uncertainty_s, info.window.end - info.window.start

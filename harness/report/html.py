@@ -43,7 +43,15 @@ def report_html(
     rows = [
         {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]} for row in ROWS
     ]
+    from harness.report.server_tables import SERVER_NOTE, server_rows
+
+    server = [
+        {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]}
+        for row in server_rows(steps)
+    ]
     return _environment().get_template("report.html.j2").render(
+        server_rows=server,
+        server_note=SERVER_NOTE,
         title=title,
         description=description,
         columns=[s.info.users for s in steps],

@@ -35,7 +35,7 @@ def load_json(path: Path) -> Any:
 class StepInfo:
     """What the sweep saved about one step: its window and the client's health during it."""
 
-    step: int
+    step: int | None  # None: records without a step (see steps_from_records)
     users: int
     window: Window
     min_requests: int = 0
@@ -82,12 +82,12 @@ def clock_uncertainty_s(manifest: dict[str, Any]) -> float | None:
 
 def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
     """Fallback without steps.json: each step's window spans its measure-phase sends."""
-    by_step: dict[int, list[Record]] = {}
-    for r in records:
-        if r.step is not None and r.phase == "measure" and r.error_type != CANCELLED:
+    by_step: dict[int | None, list[Record]] = {}
+    for r in records:  # step None: a locustfile run without steps (records written before they had one)
+        if r.phase == "measure" and r.error_type != CANCELLED:
             by_step.setdefault(r.step, []).append(r)
     out = []
-    for step, recs in sorted(by_step.items()):
+    for step, recs in sorted(by_step.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
         window = Window(min(r.wall_start for r in recs), max(r.wall_end for r in recs) + 1e-6)
         out.append(StepInfo(step=step, users=recs[0].users or 0, window=window))
     return out

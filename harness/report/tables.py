@@ -23,6 +23,7 @@ from harness.records.record import Record
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
 from harness.report.workers import workers_markdown
+from harness.telemetry.server_steps import columns as server_columns
 
 PERCENTILE_NOTE = (
     "Percentiles are exact over the raw records (records.parquet), not Locust's bucketed ones."
@@ -179,6 +180,9 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
     for row in ROWS:
         lines.append(f"- **{row.label}**: {row.explanation}.")
     lines += ["", f"{ATTRIBUTION_RULE} {PERCENTILE_NOTE}", "", FLAGS_NOTE]
+    from harness.report.server_tables import server_markdown  # it builds on this module's Row
+
+    lines += server_markdown(steps)
     workers = workers_markdown(steps, manifest)
     if workers:
         lines += ["", "Workers (distributed run):", "", workers]
@@ -220,6 +224,8 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         row["client_cpu_percent"] = s.info.client_cpu_percent
         row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
         row["flags"] = "; ".join(s.flags)
+        if s.server is not None:
+            row.update(server_columns(s.server))
         for key in DIST_FIELDS:
             unit = "" if key == "output_tps" else "_s"
             for q, v in getattr(m, key).items():
@@ -246,6 +252,7 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
     for r in records:
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
         d["token_us"] = list(r.token_us)
+        d["server_timings"] = json.dumps(r.server_timings) if r.server_timings else None
         d.update(
             ok=r.ok,
             ttft_s=metrics.ttft_s(r),

@@ -53,6 +53,14 @@ given = resolve_config(master)
 worker = env_for(["--input-mean", "7"])
 worker.parsed_options.harness_config = given.model_dump_json()
 assert resolve_config(worker) == given
+
+# The web form sends every custom field; an empty one (no default, e.g. --ignore-eos) is not given.
+form = env_for(["--scenario", "default"])
+form.parsed_options.ignore_eos = ""
+form.parsed_options.input_mean = 123
+cfg = resolve_config(form)
+assert cfg.request.ignore_eos == resolve_config(env_for(["--scenario", "default"])).request.ignore_eos
+assert cfg.workload.input_mean == 123
 print("OK")
 """
 

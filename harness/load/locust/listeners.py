@@ -9,8 +9,11 @@
   (custom options travel that way), before the worker's test_start. So every process of a run,
   on every host, reads the same RunConfig.
 - That process writes the run log's header (harness.records.runlog) when a test starts and the
-  steps when it stops; workers take the step tag from the master and send it their client
-  health every second (custom messages).
+  steps when it stops, then the report and the exact summary (harness.load.locust.endofrun);
+  workers take the step tag from the master and send it their client health every second
+  (custom messages).
+- Every process that sends requests runs one ClientMonitor, which also logs the live client-bound
+  warning during a test; `--stop-after-requests` is harness.load.locust.stopafter.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from harness.config.model import RunConfig
 from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
-from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
+from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
+from harness.load.locust import endofrun, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.shipping import MasterReceiver, WorkerShipper
@@ -46,6 +50,7 @@ LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
 LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
+_environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
 def register(events: Any) -> None:
@@ -56,8 +61,11 @@ def register(events: Any) -> None:
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
+    events.spawning_complete.add_listener(_on_spawned)
     events.quitting.add_listener(_on_quitting)
+    events.quit.add_listener(endofrun.print_pending)
     PlanShape.before_test = staticmethod(prepare_test)
 
 
@@ -77,7 +85,8 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     if given:
         return RunConfig.model_validate_json(given)
     path = getattr(opts, "scenario", None)
-    cli = from_namespace(opts, skip=LOCUST_OWN + LOCUST_ROLE)
+    # The web form sends every custom field; an empty one (an option without a default) is "not given".
+    cli = {k: v for k, v in from_namespace(opts, skip=LOCUST_OWN + LOCUST_ROLE).items() if v != ""}
     if environment.host:
         cli["url"] = environment.host
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
@@ -91,9 +100,11 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
 
 
 def _on_init(environment: Any, **_kw: Any) -> None:
+    _environments.append(environment)
     runner = environment.runner
+    stopafter.register_messages(runner)
     if isinstance(runner, WorkerRunner):
-        _worker_messages(runner)
+        _worker_messages(environment, runner)
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
     try:
@@ -105,36 +116,16 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
     _progress_instead_of_stats(environment, cfg)
+    webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
         environment.harness_receiver = MasterReceiver(runner)
     else:
+        environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
 
-def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
-    """A headless locustfile run of our shape (a master, typically) prints the sweep's progress line
-    every output.progress_every_s instead of Locust's stats table every 2 s (`--print-stats` keeps
-    the table). `python -m harness sweep` prints its own."""
-    opts = environment.parsed_options
-    shape = environment.shape_class
-    if (opts is None or not getattr(opts, "headless", False) or getattr(opts, "print_stats", False)
-            or not isinstance(shape, PlanShape) or getattr(environment, "harness_sweep", False)
-            or cfg.output.quiet):
-        return
-    opts.only_summary = True  # read by locust.main right after init
-
-    def show() -> None:
-        while True:
-            gevent.sleep(cfg.output.progress_every_s)
-            line = shape.progress()
-            if line is not None:
-                print(line, flush=True)
-
-    gevent.spawn(show)
-
-
-def _worker_messages(runner: Any) -> None:
+    _progress_instead_of_stats(environment, cfg)
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
         step, users, phase = msg.data
         runstate.set_step(step, users, phase)
@@ -142,7 +133,7 @@ def _worker_messages(runner: Any) -> None:
     runner.register_message(STEP_MESSAGE, set_tag)
     shared.is_worker = True
     shared.shipper = WorkerShipper(runner).start()  # measures the clock offset from now on
-    monitor = ClientMonitor().start()
+    monitor = environment.harness_monitor = ClientMonitor().start()
 
     def push() -> None:
         while True:
@@ -162,9 +153,9 @@ def _worker_messages(runner: Any) -> None:
 
 
 def _health_received(environment: Any, msg: Any, **_: Any) -> None:
-    shape = environment.shape_class
-    if isinstance(shape, PlanShape):
-        shape.worker_health.add(str(msg.node_id), msg.data)
+    store = endofrun.worker_health(environment)
+    if store is not None:
+        store.add(str(msg.node_id), msg.data)
 
 
 def _prepare_guess(environment: Any) -> None:
@@ -220,6 +211,16 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         else:
             cfg = prepare_test(environment)
         environment.harness_test_ready = False  # consumed: the next test resolves afresh
+        environment.harness_test_started = True  # Locust fires test_stop at quit even without a test
+        stopafter.arm(environment, cfg.request.stop_after_requests)
+        monitor = getattr(environment, "harness_monitor", None)
+        environment.harness_clock = None
+        if not isinstance(environment.shape_class, PlanShape):  # Locust's own user count
+            users = int(getattr(runner, "target_user_count", 0) or getattr(environment.parsed_options,
+                                                                           "num_users", 0) or 0)
+            environment.harness_clock = endofrun.PlainRunClock(runner, monitor)
+            environment.harness_clock.start(users)
+        _start_telemetry(environment, cfg)
         if isinstance(runner, MasterRunner):
             return
     else:
@@ -246,6 +247,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
+    _watch(environment, cfg)  # after the pools are built: building them is not the test's load
 
 
 def _write_header(environment: Any, cfg: RunConfig) -> None:
@@ -262,19 +264,75 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 
+def _watch(environment: Any, cfg: RunConfig) -> None:
+    """The live client-bound warning of this test, in the process that sends the requests."""
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = LiveWatch(cfg.flags.max_client_cpu_percent, cfg.flags.max_sched_lag_ms)
+
+
+def _ours_to_report(environment: Any) -> bool:
+    """This process ends the test's run log (local runner or master), unless the sweep CLI does,
+    and a test did start (Locust fires test_stop when it quits without one, from the web UI)."""
+    sweep = getattr(environment, "harness_sweep", False)
+    started = getattr(environment, "harness_test_started", False)
+    return started and not isinstance(environment.runner, WorkerRunner) and not sweep
+
+
+def _on_spawned(user_count: int, **_kw: Any) -> None:
+    for environment in _environments:
+        clock = getattr(environment, "harness_clock", None)
+        if clock is not None:
+            clock.spawned(user_count)
+
+
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    """Before Locust stops the users: the window ends now, not when their requests are cancelled."""
+    if _ours_to_report(environment):
+        endofrun.steps_at_stop(environment)
+
+
+def _start_telemetry(environment: Any, cfg: RunConfig) -> None:
+    """Scrape the server's Prometheus metrics for this test (the process that runs the shape)."""
+    url = environment.host or cfg.target.url
+    every = cfg.telemetry.scrape_every_s
+    if not url or every <= 0:
+        return
+    try:
+        headers = request_headers(cfg.request, os.environ)
+    except ValueError:
+        headers = {}
+    from harness.load.locust.scraper import PrometheusScraper
+
+    target = url.rstrip("/") + "/" + cfg.telemetry.metrics_path.lstrip("/")
+    environment.harness_scraper = PrometheusScraper(target, run_dir(cfg), every, headers).start()
+
+
+def _stop_telemetry(environment: Any) -> None:
+    scraper = getattr(environment, "harness_scraper", None)
+    if scraper is None:
+        return
+    environment.harness_scraper = None
+    runlog.write_end(run_dir(shared.config), telemetry={"prometheus": scraper.stop()})
+
+
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     shared.flush()
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = None
     receiver = getattr(environment, "harness_receiver", None)
-    if receiver is not None:  # master: every live worker's last records first
+    if receiver is not None and getattr(environment, "harness_test_started", False):
+        # master: every live worker's last records first
         receiver.drain()
         runlog.write_end(run_dir(shared.config), workers=receiver.workers_json())
-    shape = environment.shape_class
-    if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
+    if not isinstance(environment.runner, WorkerRunner):
+        _stop_telemetry(environment)
+    if not _ours_to_report(environment):
         return
-    if getattr(environment, "harness_sweep", False):
-        return  # the sweep writes its own steps after the run
-    shape.stop_clock()
-    runlog.write_steps(run_dir(shared.config), shape.steps_json())
+    environment.harness_test_started = False
+    runlog.write_steps(run_dir(shared.config), endofrun.steps_at_stop(environment))
+    endofrun.report_at_stop(environment)
 
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:

@@ -41,7 +41,6 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     opts.harness_config = cfg.model_dump_json()
     setup_logging(opts.loglevel)
     shape = SweepShape()
-    shape.monitor = ClientMonitor().start()
     shared.configure(cfg)
     # No stop timeout: requests still in flight when the last window closes count in no step's
     # statistics (harness.analysis.metrics.measured_records), so waiting for them would only cost time.
@@ -68,6 +67,8 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     else:
         runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
+    # the listeners' monitor of this process (it also gives the live client-bound warning)
+    shape.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
     history = gevent.spawn(stats_history, runner)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
     csv_greenlet = gevent.spawn(csv_writer.stats_writer)

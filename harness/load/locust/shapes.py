@@ -16,6 +16,7 @@ the master hears that spawning is complete.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -55,6 +56,7 @@ class PlanShape(LoadTestShape):
         self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
         self._new_test = True
+        self._cut_short: int | None = None  # the step whose window stop_clock closed early
 
     def make_plan(self) -> SweepPlan:
         raise NotImplementedError
@@ -74,6 +76,7 @@ class PlanShape(LoadTestShape):
             self._worker_cpu.clear()
             self._cpu_end = None
             self._done_at = None
+            self._cut_short = None
         self._ticked = False
 
     def completed(self) -> int:
@@ -125,7 +128,8 @@ class PlanShape(LoadTestShape):
             self.plan = self.make_plan()
             self.runner.environment.events.spawning_complete.add_listener(self._on_spawned)
             if self.monitor is None:  # a locustfile run (web UI, headless, master): watch this process
-                self.monitor = ClientMonitor().start()
+                env = self.runner.environment
+                self.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
         if self._wall0 is None:
             self._wall0 = time.time() - self.get_run_time()
         now = self.get_run_time()
@@ -176,10 +180,22 @@ class PlanShape(LoadTestShape):
                              shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:
-        """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""
+        """Close an open span (a run stopped by hand or by Ctrl-C) at the current time; a
+        measurement window whose rule had not ended (a finite one) is marked cut short."""
         if self.plan and self.plan.spans and self.plan.spans[-1].end is None:
-            self.plan.spans[-1].end = self.get_run_time()
+            span = self.plan.spans[-1]
+            span.end = self.get_run_time()
+            if span.phase == "measure" and math.isfinite(self.plan.steps[span.step].measure.max_s):
+                self._cut_short = span.step
             self._cpu_end = self.monitor.cpu_seconds() if self.monitor else None
+
+    def wall_spans(self) -> list[tuple[int, int, str, float, float | None]]:
+        """Every phase so far as (step, users, phase, start, end or None) on the wall clock."""
+        if self.plan is None or self._wall0 is None:
+            return []
+        w0 = self._wall0
+        return [(s.step, s.users, s.phase, w0 + s.start, None if s.end is None else w0 + s.end)
+                for s in self.plan.spans]
 
     def steps_json(self) -> list[dict[str, Any]]:
         """Each step's phases as wall-clock spans, plus the client's health during its window."""
@@ -209,6 +225,8 @@ class PlanShape(LoadTestShape):
                 "cpu_start_s": cpu_marks[i],
                 "cpu_end_s": cpu_marks[i + 1] if span.end is not None else None,
             }
+            if span.phase == "measure" and span.step == self._cut_short:
+                entry["phases"]["measure"]["cut_short"] = True
         for entry in out.values():
             m = entry["phases"].get("measure")
             if not m or m["end_wall"] is None:

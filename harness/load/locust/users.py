@@ -6,11 +6,12 @@ Users read the run's `RunConfig` (harness.config.model) from `shared.config`, wh
 (harness.load.locust.listeners) resolve once per test, on every worker the same.
 
 Live view: each request is one Locust request ("POST", route), with the end-to-end time, so the
-Aggregated row and RPS count requests once. TTFT, ITL and TOKENS/s (per request, logged once each)
+Aggregated row and RPS count requests once. TTFT and ITL (per request, logged once each, ms)
 are written straight into `environment.stats.entries` under their own request_type, NOT through
 events.request: `RequestStats.log_request` would also feed `stats.total` (the Aggregated row).
-Entries are serialized to the master with the others, so this works distributed too. "Response
-time" columns of those rows are ms for TTFT/ITL and tokens/s for TOKENS/s.
+Entries are serialized to the master with the others, so this works distributed too. Tokens/s is
+not logged there: Locust's table would show it under "(ms)" headers; the web UI's LLM tab
+(harness.load.locust.webui) shows it, from the records.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from locust import User, constant, task
+from locust.exception import StopUser
 
 from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig
+from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.records.record import Record, RecordWriter, worker_id
@@ -61,7 +64,10 @@ class Shared:
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
+        self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
+        self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
+        self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
 
     def configure(self, config: RunConfig, worker_index: int = 0) -> None:
         self.config = config
@@ -108,14 +114,19 @@ class Shared:
                 record = replace(record, wall_start=record.wall_start + self.clock_offset_s)
             if self.forward is not None:
                 self.forward(record)
-                if not self.keep_local:
-                    self.live.add(record)
-                    return
-            writer = self.writer or self.open_writer()
+            writer = self.writer or self.open_writer() if self.keep_local or self.forward is None else None
         else:  # a worker's record, received by the master
             writer = self.writers.get(record.worker) or self.open_writer_for(record.worker)
-        writer.append(record)  # after close() (quitting): written at once, not dropped
+        if writer is not None:
+            writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+        for subscriber in self.subscribers:
+            subscriber(record)
+
+    def subscribe(self, fn: Callable[[Record], None]) -> None:
+        """Also hand every record of this process (a master: every record that reaches it) to `fn`."""
+        if fn not in self.subscribers:
+            self.subscribers.append(fn)
 
     def open_writer_for(self, worker: str) -> RecordWriter:
         path = self.records_dir / f"records-{worker.replace(':', '-')}.jsonl"
@@ -205,15 +216,25 @@ class StreamingUser(User):
 
     @task
     def stream(self) -> None:
-        prompt = self.pool.next()
-        body = self.api.body(prompt.text, prompt.max_new_tokens)
-        self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        budget = shared.budget
+        if not budget.take():  # --stop-after-requests: this process has sent its share
+            raise StopUser()
+        try:
+            prompt = self.pool.next()
+            body = self.api.body(prompt.text, prompt.max_new_tokens)
+            self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        finally:
+            budget.finish()
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None) -> Record:
         """Run one request, record it, and report it to the live view."""
-        rec, received = apis.run_request(
-            self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
-        )
+        shared.in_flight += 1
+        try:
+            rec, received = apis.run_request(
+                self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens
+            )
+        finally:
+            shared.in_flight -= 1
         self.report(rec, received)
         return rec
 
@@ -235,8 +256,6 @@ class StreamingUser(User):
             entries[(route, "TTFT")].log(tok[0] / 1000.0, 0)
             if len(tok) > 1:
                 entries[(route, "ITL")].log((tok[-1] - tok[0]) / 1000.0 / (len(tok) - 1), 0)
-            if rec.ok and e2e_ms > 0:
-                entries[(route, "TOKENS/s")].log(len(tok) * 1000.0 / e2e_ms, 0)
 
 
 class TgiStreamUser(StreamingUser):
