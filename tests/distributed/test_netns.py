@@ -5,8 +5,9 @@ exist only inside them), the workers keeping local copies in separate directorie
 Midway, worker w1's link goes down for OUTAGE_S (longer than Locust's heartbeat: the master marks
 it missing; its batches wait or are sent again), then comes back. The master's report must still
 equal an independent computation over the union of what the two workers recorded (their own
-directories plus the master's run log), with no record twice, and the manifest must list each
-worker's clock offset and its uncertainty, and w1's outage. Needs root and `ip`.
+directories plus the master's run log and server telemetry), with no record twice, and the
+manifest must list each worker's clock offset and its uncertainty, and w1's outage. Needs root
+and `ip`.
 """
 
 from __future__ import annotations
@@ -179,7 +180,9 @@ def test_the_report_equals_one_computed_from_the_workers_records(run: dict) -> N
     dirs, tmp = run["dirs"], run["tmp"]
     union = tmp / "union"
     union.mkdir()
-    shutil.copy(dirs["master"] / "run.jsonl", union / "run.jsonl")
+    for p in dirs["master"].iterdir():  # the run log and the server telemetry: everything but records
+        if p.is_file() and not p.name.startswith("records"):
+            shutil.copy(p, union / p.name)
     for w in ("w1", "w2"):
         for p in dirs[w].glob("records-*.jsonl"):
             shutil.copy(p, union / p.name)

@@ -125,7 +125,29 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
 
-    _progress_instead_of_stats(environment, cfg)
+def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
+    """A headless locustfile run of our shape (a master, typically) prints the sweep's progress line
+    every output.progress_every_s instead of Locust's stats table every 2 s (`--print-stats` keeps
+    the table). `python -m harness sweep` prints its own."""
+    opts = environment.parsed_options
+    shape = environment.shape_class
+    if (opts is None or not getattr(opts, "headless", False) or getattr(opts, "print_stats", False)
+            or not isinstance(shape, PlanShape) or getattr(environment, "harness_sweep", False)
+            or cfg.output.quiet):
+        return
+    opts.only_summary = True  # read by locust.main right after init
+
+    def show() -> None:
+        while True:
+            gevent.sleep(cfg.output.progress_every_s)
+            line = shape.progress()
+            if line is not None:
+                print(line, flush=True)
+
+    gevent.spawn(show)
+
+
+def _worker_messages(environment: Any, runner: Any) -> None:
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
         step, users, phase = msg.data
         runstate.set_step(step, users, phase)
