@@ -13,6 +13,7 @@ MODEL ?=
 PROFILE ?= inf2-xlarge-llama3-8b
 PORT ?= 8080
 ARGS ?=
+WORKERS ?=
 
 .PHONY: venv test test-fast bench ui perf emulate images engine lint clean
 
@@ -41,10 +42,11 @@ lint: venv
 bench: venv
 	$(PY) -m harness sweep --scenario $(SCENARIO) \
 		$(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
-		$(if $(MODEL),--model-id $(MODEL)) $(ARGS)
+		$(if $(MODEL),--model-id $(MODEL)) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 ui: venv
-	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) $(ARGS)
+	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) \
+		$(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 perf: venv
 	$(PY) bench/run_all.py $(ARGS)

@@ -3,7 +3,9 @@
 Suites (`--suite`, repeatable; default: client):
 - client: bench/client_capacity.py: one client core carrying 64..1024 streams of our Locust user
   against the emulator pinned to the other core (issue #6), with the server's lateness subtracted;
-- emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core.
+- emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core;
+- distributed: bench/distributed_capacity.py: 1 vs 2 workers (`sweep --workers K`), what each
+  extra worker adds and the master's own CPU per worker.
 
     make perf                                # the client suite, default settings
     make perf ARGS="--suite client --suite emulator"
@@ -22,7 +24,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SUITES = {"client": BENCH / "client_capacity.py", "emulator": BENCH / "emulator_capacity.py"}
+SUITES = {"client": BENCH / "client_capacity.py", "emulator": BENCH / "emulator_capacity.py",
+          "distributed": BENCH / "distributed_capacity.py"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
+from harness.load.distributed import LOST_WORKER
 from harness.load.headers import request_headers
 from harness.load.locust import interrupts
 from harness.load.manifest import build_manifest, run_id_for
@@ -92,6 +93,17 @@ def _run(argv: list[str] | None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.BAD_INPUT
+    d = cfg.distributed
+    if d.master and d.worker:
+        print("error: --master and --worker: a process is one or the other", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    if d.master and not d.workers:
+        print("error: --master needs --workers N (how many workers to wait for)", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    if d.worker:
+        from harness.load.locust.cluster import run_worker
+
+        return run_worker(cfg)
     load_tokenizer_checked(cfg.workload.tokenizer)  # before anything starts: exit 2, one line
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
@@ -180,7 +192,11 @@ def _run(argv: list[str] | None) -> int:
               f"→ {run_dir}", flush=True)
         from harness.load.locust.runner import run_locust
 
-        shape = run_locust(cfg, url, run_dir)
+        try:
+            shape = run_locust(cfg, url, run_dir)
+        except RuntimeError as exc:  # workers that never connected
+            print(f"error: {exc}", file=sys.stderr)
+            return exitcodes.DEGRADED
         interrupted = bool(getattr(shape, "interrupted", False))
         storm = getattr(shape, "storm", None)
         runlog.write_steps(run_dir, shape.steps_json())
@@ -205,6 +221,10 @@ def _run(argv: list[str] | None) -> int:
 
     from harness.report.build import build_report, markdown_table
 
+    if d.workers and d.worker_records == "local":
+        print("the workers kept their records (--worker-records local): merge their directories with "
+              f"python -m harness collect MERGED {run_dir} WORKER_DIR... (it builds the report)", flush=True)
+
     reports, _ = build_report(run_dir, with_plots=cfg.output.plots)
     print()
     print(markdown_table(reports))
@@ -214,6 +234,9 @@ def _run(argv: list[str] | None) -> int:
         return exitcodes.TARGET_UNUSABLE
     if interrupted:
         return exitcodes.INTERRUPTED
+    if any(f.startswith(LOST_WORKER) for r in reports for f in r.flags):
+        print("degraded: a worker was lost during the run (exit code 3)", file=sys.stderr)
+        return exitcodes.DEGRADED
     if cfg.output.strict:
         return exitcodes.for_flags([f for r in reports for f in r.flags])
     return exitcodes.OK

@@ -4,7 +4,8 @@ Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the
 url, or against an emulator it starts (and stops) itself. The subprocess reads the same
 configuration (HARNESS_SCENARIO and the same flags); each test's records, run log and report go
 to results/<UTC time>-<name>/ (made when the test starts), so `python -m harness report DIR` works
-on it.
+on it. With `--workers N` the Locust process is a master and N local `locust --worker` processes
+send it their load and their records (harness.load.locust.shipping); all are stopped at the end.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import argparse
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from harness import exitcodes
 from harness.config.layers import ConfigError, find_scenario, load_config
-from harness.config.settings import add_arguments, by_name, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, by_name, from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
@@ -35,6 +37,12 @@ def web_host_problem(host: str, locust_args: list[str]) -> str | None:
             return (f"--web-host {h}: the web UI has no login here and binds loopback only; "
                     f"reach it through an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.output.records_dir:
             env[table["records_dir"].env] = cfg.output.records_dir
         for name, value in given.items():
-            if name in ("url", "records_dir"):
+            if name in ("url", "records_dir", *ROLE_SETTINGS):
                 continue
             s = table[name]
             if isinstance(value, bool):
@@ -107,15 +115,32 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
                "--web-host", args.web_host, "--web-port", str(args.web_port), "--host", url,
                "--loglevel", "INFO", *extra]
+        n = cfg.distributed.workers
+        workers: list[subprocess.Popen] = []
+        if n:
+            port = free_port()
+            cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
         print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
-              f"report in {records})", flush=True)
+              f"report in {records}" + (f"; {n} workers" if n else "") + ")", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+        if n:
+            worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
+                      "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
+            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT)) for _ in range(n)]
         try:
             return proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(30)
             return exitcodes.TERMINATED if terminated else exitcodes.INTERRUPTED
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
     finally:
         if emulator is not None:
             emulator.stop()

@@ -278,6 +278,9 @@ class Flags(_Section):
     min_samples: Annotated[int, Field(ge=0)] = Field(10, description="flag a step with fewer successes")
     max_client_cpu_percent: Pos = Field(85.0, description="flag a step whose client CPU is above this")
     max_sched_lag_ms: Pos = Field(10.0, description="flag a step whose client lag p99 is above this")
+    max_clock_uncertainty: Pos = Field(
+        0.01, description="distributed: flag a step when a worker's clock offset uncertainty is above "
+        "this fraction of the step's window")
 
 
 class Output(_Section):
@@ -304,6 +307,21 @@ class Telemetry(_Section):
     )
 
 
+class Distributed(_Section):
+    """Master/worker runs (harness.load.locust.cluster): where the load comes from and where records go."""
+
+    workers: Annotated[int, Field(ge=0)] = Field(
+        0, description="worker processes (0: one process); started locally unless --master")
+    master: bool = Field(False, description="run the master only: wait for --workers remote workers")
+    worker: bool = Field(False, description="run a worker only: connect to --master-host")
+    master_host: str = Field("127.0.0.1", description="the master's address (workers connect to it)")
+    master_port: Annotated[int, Field(ge=1, le=65535)] = Field(5557, description="the master's port")
+    worker_records: Literal["master", "local", "both"] = Field(
+        "master", description="workers send records to the master, keep them in their own records "
+        "directory (merge with `python -m harness collect`), or both")
+    connect_timeout_s: Pos = Field(120.0, description="how long the master waits for its workers")
+
+
 class RunConfig(_Section):
     name: str = Field("scenario", description="run name (used in the run id)")
     description: str = Field("", description="one line about the scenario")
@@ -314,6 +332,7 @@ class RunConfig(_Section):
     flags: Flags = Flags()
     output: Output = Output()
     telemetry: Telemetry = Telemetry()
+    distributed: Distributed = Distributed()
 
     @field_validator("name")
     @classmethod

@@ -77,6 +77,10 @@ class Record:
         return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
+    def from_json(cls, line: str) -> Record:
+        return cls.from_dict(json.loads(line))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}

@@ -28,7 +28,14 @@ from harness.records.record import Record
 from harness.records.runlog import read_run_log
 from harness.report import atomic
 from harness.report.html import report_html
-from harness.report.inputs import StepInfo, load_json, load_records, steps_from_json, steps_from_records
+from harness.report.inputs import (
+    StepInfo,
+    clock_uncertainty_s,
+    load_json,
+    load_records,
+    steps_from_json,
+    steps_from_records,
+)
 from harness.report.plots import plots, server_plot
 from harness.report.steps import StepReport, compute
 from harness.report.tables import csv_rows, markdown_table, summary_markdown, write_csv, write_parquet
@@ -73,6 +80,8 @@ def rebuild(
         manifest = load_json(run_dir / "manifest.json") or {}
         steps_json = load_json(run_dir / "steps.json")
     infos: list[StepInfo] = steps_from_json(steps_json) if steps_json else steps_from_records(records)
+    for info in infos:
+        info.clock_uncertainty_s = clock_uncertainty_s(manifest)
     cfg = manifest.get("config") or {}
     flags = Flags(**cfg["flags"]) if cfg.get("flags") else Flags()
     scrapes = read_scrapes(run_dir / SERVER_METRICS)

@@ -13,7 +13,11 @@ FLAGS_NOTE = (
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
     "reached before min_requests), *cut short* (the test was stopped during the window: STOP, Ctrl-C, "
     "--run-time), *server count differs* (the server's own request counters moved by a different number "
-    "than the client saw finish between the same two scrapes)."
+    "than the client saw finish between the same two scrapes), *degraded: lost worker* (a worker of a "
+    "distributed run stopped answering during the step: its users' load was missing from then on), "
+    "*clock uncertain* (a worker's clock offset to the master is known less precisely than "
+    "max_clock_uncertainty of the window: requests near the window's edges may be counted in the wrong "
+    "step)."
 )
 
 
@@ -33,4 +37,8 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags) -> list[str]:
         out.append(f"cut short (test stopped {m.window_s:.0f} s into the window)")
     elif info.min_requests and m.completed_in_window < info.min_requests:
         out.append(f"window capped ({m.completed_in_window} < {info.min_requests} requests)")
+    out.extend(info.degraded)
+    unsure, span = info.clock_uncertainty_s, info.window.end - info.window.start
+    if unsure is not None and span > 0 and unsure > flags.max_clock_uncertainty * span:
+        out.append(f"clock uncertain (±{unsure * 1000:.0f} ms in a {span:.0f} s window)")
     return out

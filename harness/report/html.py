@@ -18,6 +18,7 @@ from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
 from harness.report.tables import PERCENTILE_NOTE, ROWS, describe_run
+from harness.report.workers import workers_table
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -58,4 +59,5 @@ def report_html(
         images=images,
         notes=[ATTRIBUTION_RULE, ATTRIBUTION_DETAIL, PERCENTILE_NOTE, FLAGS_NOTE.replace("*", "")],
         manifest=json.dumps(manifest or {}, indent=2, default=str),
+        workers=workers_table(steps, manifest),
     )

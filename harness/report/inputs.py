@@ -43,6 +43,9 @@ class StepInfo:
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
     spans: dict[str, Any] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # e.g. "degraded: lost worker host:123"
+    clock_uncertainty_s: float | None = None  # distributed: the largest of the workers' (manifest)
+    workers_health: dict[str, Any] = field(default_factory=dict)  # distributed: node → its health
 
 
 def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
@@ -62,9 +65,19 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),
                 spans=s["phases"],
+                degraded=list(s.get("degraded") or ()),
+                workers_health=dict(client.get("workers") or {}),
             )
         )
     return out
+
+
+def clock_uncertainty_s(manifest: dict[str, Any]) -> float | None:
+    """The largest clock offset uncertainty of the run's workers (None: no distributed workers)."""
+    clocks = [w.get("clock") for w in (manifest.get("workers") or {}).values() if isinstance(w, dict)]
+    values = [float(c["uncertainty_s"]) for c in clocks
+              if isinstance(c, dict) and c.get("uncertainty_s") is not None]
+    return max(values) if values else None
 
 
 def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:

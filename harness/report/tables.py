@@ -23,6 +23,7 @@ from harness.records.record import Record
 from harness.report import atomic
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
+from harness.report.workers import workers_markdown
 from harness.telemetry.server_steps import columns as server_columns
 
 PERCENTILE_NOTE = (
@@ -183,6 +184,9 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
     from harness.report.server_tables import server_markdown  # it builds on this module's Row
 
     lines += server_markdown(steps)
+    workers = workers_markdown(steps, manifest)
+    if workers:
+        lines += ["", "Workers (distributed run):", "", workers]
     return "\n".join(lines) + "\n"
 
 

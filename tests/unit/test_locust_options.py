@@ -18,14 +18,16 @@ import os, types
 from locust import events
 from locust.argument_parser import get_parser
 from harness.config.settings import settings
-from harness.load.locust.listeners import LOCUST_OWN, register, resolve_config
+from harness.load.locust.listeners import LOCUST_OWN, LOCUST_ROLE, register, resolve_config
 from harness.load.locust.users import prompt_spec, run_dir
 
 register(events)
 parser = get_parser(default_config_files=[])
 flags = {a for action in parser._actions for a in action.option_strings}
-missing = [s.flag for s in settings() if s.name not in LOCUST_OWN and s.flag not in flags]
+missing = [s.flag for s in settings() if s.name not in LOCUST_OWN + LOCUST_ROLE and s.flag not in flags]
 assert not missing, missing
+# the role of a plain locustfile run is Locust's own --master/--worker/--master-host/--master-port
+assert {"--master", "--worker", "--master-host", "--master-port", "--worker-records"} <= flags
 assert "--scenario" in flags and "--input-tokens-mean" not in flags  # one name: the model's
 
 

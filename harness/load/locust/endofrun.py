@@ -14,8 +14,8 @@ kills the users, whose requests end as `cancelled`); a new user count during the
 UI's edit) closes the window and opens the next step's when its spawning completes. Its records
 carry the step tags (broadcast to workers), so the report attributes them as a sweep's.
 
-Distributed: the master can only summarise the records that reach its records directory (workers
-on the same host write theirs there; records of other hosts must be gathered first, or streamed).
+Distributed: the workers send their records to the master (harness.load.locust.shipping), which
+drains them at test_stop, before the steps and the report are written.
 """
 
 from __future__ import annotations

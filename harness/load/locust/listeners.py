@@ -32,13 +32,14 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
-from harness.config.settings import add_arguments, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
 from harness.load.locust import endofrun, preflight_rim, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
+from harness.load.locust.shipping import MasterReceiver, WorkerShipper
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
@@ -47,6 +48,7 @@ from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
 LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
+LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
 _environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
@@ -73,7 +75,7 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     parser.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
                         help="scenario TOML file or a shipped name (default, seed); "
                              "scenario file < HARNESS_* < these options")
-    add_arguments(parser, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
+    add_arguments(parser, skip=LOCUST_OWN + LOCUST_ROLE, locust=True, web_ui=WEB_UI_SECTIONS)
     parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
@@ -85,7 +87,7 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
         return RunConfig.model_validate_json(given)
     path = getattr(opts, "scenario", None)
     # The web form sends every custom field; an empty one (an option without a default) is "not given".
-    cli = {k: v for k, v in from_namespace(opts, skip=LOCUST_OWN).items() if v != ""}
+    cli = {k: v for k, v in from_namespace(opts, skip=LOCUST_OWN + LOCUST_ROLE).items() if v != ""}
     if environment.host:
         cli["url"] = environment.host
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
@@ -113,12 +115,36 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
     preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
+    _progress_instead_of_stats(environment, cfg)
     webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
+        environment.harness_receiver = MasterReceiver(runner)
     else:
         environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
+
+
+def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
+    """A headless locustfile run of our shape (a master, typically) prints the sweep's progress line
+    every output.progress_every_s instead of Locust's stats table every 2 s (`--print-stats` keeps
+    the table). `python -m harness sweep` prints its own."""
+    opts = environment.parsed_options
+    shape = environment.shape_class
+    if (opts is None or not getattr(opts, "headless", False) or getattr(opts, "print_stats", False)
+            or not isinstance(shape, PlanShape) or getattr(environment, "harness_sweep", False)
+            or cfg.output.quiet):
+        return
+    opts.only_summary = True  # read by locust.main right after init
+
+    def show() -> None:
+        while True:
+            gevent.sleep(cfg.output.progress_every_s)
+            line = shape.progress()
+            if line is not None:
+                print(line, flush=True)
+
+    gevent.spawn(show)
 
 
 def _worker_messages(environment: Any, runner: Any) -> None:
@@ -127,12 +153,18 @@ def _worker_messages(environment: Any, runner: Any) -> None:
         runstate.set_step(step, users, phase)
 
     runner.register_message(STEP_MESSAGE, set_tag)
+    shared.is_worker = True
+    shared.shipper = WorkerShipper(runner).start()  # measures the clock offset from now on
     monitor = environment.harness_monitor = ClientMonitor().start()
 
     def push() -> None:
         while True:
             gevent.sleep(HEALTH_EVERY_S)
             payload = monitor.drain()
+            shift = shared.clock_offset_s  # samples on the master's clock, like the records
+            for samples in payload.values():
+                for sample in samples:
+                    sample[0] += shift
             if payload["lags"] or payload["cpu"]:
                 try:
                     runner.send_message(HEALTH_KEY, payload)
@@ -180,6 +212,13 @@ def prepare_test(environment: Any) -> RunConfig:
     if not sweep:
         _write_header(environment, cfg)
     shared.configure(cfg)
+    for writer in shared.writers.values():  # the previous test's files (web UI: a new test)
+        writer.close()
+    shared.writers.clear()
+    receiver = getattr(environment, "harness_receiver", None)
+    shape = environment.shape_class
+    if receiver is not None and isinstance(shape, PlanShape):
+        shape.losses = receiver.losses
     environment.harness_test_ready = True
     return cfg
 
@@ -208,6 +247,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             return
     else:
         cfg = resolve_config(environment)
+        mode = cfg.distributed.worker_records
+        shipper = getattr(shared, "shipper", None)
+        shared.forward = shipper.put if shipper is not None and mode != "local" else None
+        shared.keep_local = mode != "master"
     if shared.preparing is not None:
         shared.preparing.join()
         shared.preparing = None
@@ -216,7 +259,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         request_headers(cfg.request, os.environ)
     except ValueError as exc:  # every user will fail at on_start: say it once, plainly
         log.error("no request will be sent: %s", exc)
-    shared.open_writer()
+    if shared.keep_local or shared.forward is None:
+        shared.open_writer()
     if not getattr(environment, "harness_sweep", False):
         preflight_rim.guard_storms(environment, cfg)
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
@@ -297,11 +341,15 @@ def _stop_telemetry(environment: Any) -> None:
 
 
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
-    if shared.writer is not None:
-        shared.writer.flush()
+    shared.flush()
     monitor = getattr(environment, "harness_monitor", None)
     if monitor is not None:
         monitor.watch = None
+    receiver = getattr(environment, "harness_receiver", None)
+    if receiver is not None and getattr(environment, "harness_test_started", False):
+        # master: every live worker's last records first
+        receiver.drain()
+        runlog.write_end(run_dir(shared.config), workers=receiver.workers_json())
     if not isinstance(environment.runner, WorkerRunner):
         _stop_telemetry(environment)
     if not _ours_to_report(environment):

@@ -24,10 +24,12 @@ from locust import LoadTestShape
 from locust.runners import MasterRunner
 
 from harness.load import runstate
+from harness.load.distributed import degraded_steps
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
 from harness.load.plan import SweepPlan, fixed_plan
+from harness.load.progress import progress_line
 
 STEP_MESSAGE = "harness_step"
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
@@ -49,7 +51,9 @@ class PlanShape(LoadTestShape):
         self._cpu_at: list[float | None] = []  # CPU seconds at the start of each span
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
+        self.losses: list[dict[str, Any]] = []  # master only: workers lost (shipping.MasterReceiver)
         self._cpu_end: float | None = None
+        self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
         self._new_test = True
         self._cut_short: int | None = None  # the step whose window stop_clock closed early
@@ -71,6 +75,7 @@ class PlanShape(LoadTestShape):
             self._cpu_at.clear()
             self._worker_cpu.clear()
             self._cpu_end = None
+            self._done_at = None
             self._cut_short = None
         self._ticked = False
 
@@ -136,17 +141,43 @@ class PlanShape(LoadTestShape):
             usage = max(w.cpu_usage for w in self.runner.clients.values())
             self._worker_cpu.append((time.time(), usage))
         if tick is None:
-            self._cpu_end = cpu
-            last = self.plan.spans[-1]
-            self._tag(last.step, last.users, "done")
+            if self._done_at is None:
+                self._done_at = time.monotonic()
+                self._cpu_end = cpu
+                last = self.plan.spans[-1]
+                self._tag(last.step, last.users, "done")
+            if self._workers_still_running():
+                return 0, 1000.0
             return None
         self._tag(tick.step, tick.step_users, tick.tag)
         return tick.users, tick.spawn_rate
+
+    def _workers_still_running(self) -> bool:
+        """Distributed: the sweep's end first stops every worker's users (their last requests end
+        as records, which reach the master before it drains the workers): Locust's headless quit
+        would otherwise stop the master before the workers, and their last records would be lost."""
+        return (
+            isinstance(self.runner, MasterRunner)
+            and self.runner.user_count > 0
+            and self._done_at is not None
+            and time.monotonic() - self._done_at < WORKERS_SPAWN_MAX_S
+        )
 
     def _tag(self, step: int, users: int, phase: str) -> None:
         runstate.set_step(step, users, phase)
         if isinstance(self.runner, MasterRunner):
             self.runner.send_message(STEP_MESSAGE, [step, users, phase])
+
+    def progress(self) -> str | None:
+        """The sweep's progress line now (None before the plan's first tick or after its end);
+        the live figures come from the record sink (`shared.live`), a master's too."""
+        plan = self.plan
+        tick = plan.current() if plan else None
+        if tick is None or plan is None:
+            return None
+        now = self.get_run_time()
+        return progress_line(tick.step, tick.steps, tick.users, tick.phase, now - plan.spans[-1].start,
+                             shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:
         """Close an open span (a run stopped by hand or by Ctrl-C) at the current time; a
@@ -212,7 +243,10 @@ class PlanShape(LoadTestShape):
                 client.setdefault("cpu_percent", None)
                 client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
-        return [out[k] for k in sorted(out)]
+        steps = [out[k] for k in sorted(out)]
+        for step, flags in degraded_steps(steps, self.losses).items():
+            out[step]["degraded"] = flags
+        return steps
 
 
 class SweepShape(PlanShape):

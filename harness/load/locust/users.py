@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,13 +42,27 @@ log = logging.getLogger(__name__)
 
 
 class Shared:
-    """Per-process state built outside the hot path: the config, prompt pools, the record sink."""
+    """Per-process state built outside the hot path: the config, prompt pools, the record sink.
+
+    `sink(record)` is where every record of this process's run arrives: the users' own (one
+    process, or a worker) and, on a master, each record a worker sent (harness.load.locust.shipping).
+    It writes one `records-<worker>.jsonl` per worker id and feeds the live view. On a worker,
+    `forward` ships the record to the master instead (`keep_local`: a local copy too), after
+    `clock_offset_s` put its send time on the master's clock.
+    """
 
     def __init__(self) -> None:
         self.config = RunConfig()
         self.worker = worker_id()
         self.writer: RecordWriter | None = None
         self.records_path: Path | None = None
+        self.writers: dict[str, RecordWriter] = {}  # a master's: one per worker that sent records
+        self.forward: Callable[[Record], None] | None = None  # a worker's: to the master
+        self.keep_local = True
+        self.clock_offset_s = 0.0
+        self.is_worker = False  # a worker's local copy goes to worker-<id>/ under the run dir ...
+        self.local_dir: str | None = None  # ... or here (`sweep --worker --records-dir DIR`)
+        self.shipper: Any = None
         self.pools: dict[tuple, PromptPool] = {}
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
@@ -70,7 +85,11 @@ class Shared:
         return run_dir(self.config)
 
     def open_writer(self) -> RecordWriter:
-        path = self.records_dir / f"records-{self.worker.replace(':', '-')}.jsonl"
+        name = self.worker.replace(":", "-")
+        base = self.records_dir
+        if self.is_worker:
+            base = Path(self.local_dir) if self.local_dir else base / f"worker-{name}"
+        path = base / f"records-{name}.jsonl"
         if self.writer is not None and (path != self.records_path or self.writer.closed):
             self.writer.close()
             self.writer = None
@@ -93,8 +112,16 @@ class Shared:
         return pool
 
     def sink(self, record: Record) -> None:
-        writer = self.writer or self.open_writer()
-        writer.append(record)  # after close() (quitting): written at once, not dropped
+        if record.worker == self.worker:
+            if self.clock_offset_s:
+                record = replace(record, wall_start=record.wall_start + self.clock_offset_s)
+            if self.forward is not None:
+                self.forward(record)
+            writer = self.writer or self.open_writer() if self.keep_local or self.forward is None else None
+        else:  # a worker's record, received by the master
+            writer = self.writers.get(record.worker) or self.open_writer_for(record.worker)
+        if writer is not None:
+            writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
         if self.watch is not None:
             self.watch.add(record)
@@ -106,9 +133,21 @@ class Shared:
         if fn not in self.subscribers:
             self.subscribers.append(fn)
 
+    def open_writer_for(self, worker: str) -> RecordWriter:
+        path = self.records_dir / f"records-{worker.replace(':', '-')}.jsonl"
+        writer = self.writers[worker] = RecordWriter(path).start()
+        return writer
+
+    def flush(self) -> None:
+        for writer in [self.writer, *self.writers.values()]:
+            if writer is not None:
+                writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        for writer in self.writers.values():
+            writer.close()
 
 
 shared = Shared()
