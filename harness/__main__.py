@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("harness.cli.emulate", "run the TGI emulator (HTTP server)"),
     "sweep": ("harness.cli.sweep", "headless sweep through user counts; writes results/<run-id>/"),
     "report": ("harness.cli.report", "recompute a report from a results directory"),
+    "collect": ("harness.cli.collect", "merge the records of several hosts' directories, then report"),
     "ui": ("harness.cli.ui", "Locust web UI against the emulator or a TGI URL"),
 }
 
@@ -20,7 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: python -m harness <command> [options]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "\n".join(lines)
+    from harness.exitcodes import EPILOG
+
+    return "\n".join(lines) + "\n\n" + EPILOG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """Shared test set-up: each folder under tests/ is a marker (unit, integration, docker, distributed,
-engine), so `pytest -m "not docker"` and `pytest tests/unit` select the same tests."""
+engine, browser), so `pytest -m "not docker"` and `pytest tests/unit` select the same tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "docker", "distributed", "engine")
+TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 _PRESTARTED = pytest.StashKey[dict]()
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
@@ -48,10 +48,14 @@ def prestarted(request: pytest.FixtureRequest):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
+    the browser last), keeping the order within a tier."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    items.sort(key=lambda item: rank.get(_tier(item.fspath) or "", -1))
 
 
 def _tier(path: str | Path) -> str | None:

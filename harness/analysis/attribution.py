@@ -71,7 +71,7 @@ class StepRecords:
         return len(self.measured) + len(self.censored)
 
 
-def counted_records(records: Iterable[Record], step: int) -> list[Record]:
+def counted_records(records: Iterable[Record], step: int | None) -> list[Record]:
     """The requests a step counts: sent in its measurement window (tag "measure")."""
     return [r for r in records if r.step == step and r.phase in MEASURED_PHASES]
 
@@ -81,7 +81,7 @@ def is_censored(r: Record, close: float) -> bool:
     return r.error_type == CANCELLED or r.wall_end > close
 
 
-def split_step(records: Iterable[Record], step: int, close: float) -> StepRecords:
+def split_step(records: Iterable[Record], step: int | None, close: float) -> StepRecords:
     """The step's counted requests (see `ATTRIBUTION_RULE`), split into measured and censored.
 
     `close`: when the step ended (its cool-down's end), wall clock. A request the client itself
@@ -95,7 +95,7 @@ def split_step(records: Iterable[Record], step: int, close: float) -> StepRecord
     return StepRecords(measured, censored)
 
 
-def measured_records(records: Iterable[Record], step: int, close: float) -> list[Record]:
+def measured_records(records: Iterable[Record], step: int | None, close: float) -> list[Record]:
     """The requests a step's latency and error rows use: counted and not censored."""
     return split_step(records, step, close).measured
 

@@ -11,6 +11,9 @@ token_benchmark_ray.py prefixes with `results_`). "—" means the tool has no su
 
 Regenerate the docs with `python -m harness.analysis.definitions > docs/metrics.md`
 (tests/unit/test_definitions.py fails when they differ).
+
+Length: over 400 lines because it is the registry's data (one entry per figure, client and server
+side); splitting it would put definitions that one docs page lists together in two places.
 """
 
 from __future__ import annotations
@@ -301,7 +304,130 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 
-BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+# Server-side figures: not records but the server's own Prometheus metrics, scraped during the run
+# (server_metrics.jsonl; harness.telemetry). Computed in harness.telemetry.server_steps.
+SCRAPES = "not records: the server's metrics scraped during the window (server_metrics.jsonl)"
+DELTA = "not records: the server's counters and histogram buckets, increase over the window"
+BUCKETS = (
+    "; percentiles are bucket-bounded: the upper bound of the histogram bucket holding the percentile "
+    "(the true value lies between it and the bucket below)"
+)
+NEURON = "not records: neuron-monitor's reports during the window (neuron_metrics.jsonl), neuronx-tgi only"
+SERVER_METRICS: tuple[Metric, ...] = (
+    Metric(
+        key="server_queue_size",
+        name="Server queue size",
+        unit="requests (mean / max)",
+        definition="requests waiting in the server's queue, mean and max over the scrapes inside the window "
+        "(TGI `tgi_queue_size`, vLLM `vllm:num_requests_waiting`, llama.cpp `llamacpp:requests_deferred`)",
+        counts=SCRAPES,
+        vllm="`vllm:num_requests_waiting` (not in its benchmark)",
+        guidellm=NONE,
+        aiperf=NONE,
+        llmperf=NONE,
+    ),
+    Metric(
+        key="server_batch_size",
+        name="Server batch size",
+        unit="requests (mean / max)",
+        definition="requests in the running batch, mean and max over the scrapes inside the window "
+        "(TGI `tgi_batch_current_size`, vLLM `vllm:num_requests_running`, llama.cpp "
+        "`llamacpp:requests_processing`)",
+        counts=SCRAPES,
+        vllm="`vllm:num_requests_running` (not in its benchmark)",
+    ),
+    Metric(
+        key="server_kv_cache",
+        name="KV-cache usage",
+        unit="% (mean / max)",
+        definition="share of the KV cache in use, mean and max over the scrapes inside the window "
+        "(vLLM `vllm:kv_cache_usage_perc` or `vllm:gpu_cache_usage_perc`, llama.cpp "
+        "`llamacpp:kv_cache_usage_ratio`)",
+        counts=SCRAPES,
+        vllm="`vllm:kv_cache_usage_perc` (not in its benchmark)",
+    ),
+    Metric(
+        key="server_queue_time",
+        name="Server queue time",
+        unit="ms (mean, p50, p99)",
+        definition="time requests that finished in the window waited in the server's queue: Δsum ÷ Δcount of "
+        "`tgi_request_queue_duration` (vLLM `vllm:request_queue_time_seconds`)" + BUCKETS,
+        counts=DELTA,
+    ),
+    Metric(
+        key="server_prefill_time",
+        name="Server prefill batch time",
+        unit="ms (mean)",
+        definition="mean duration of the server's prefill batches in the window: "
+        "`tgi_batch_inference_duration{method=\"prefill\"}` (vLLM `vllm:request_prefill_time_seconds`)",
+        counts=DELTA,
+    ),
+    Metric(
+        key="server_inference_time",
+        name="Server inference time",
+        unit="ms (mean, p50, p99)",
+        definition="time from a request's first batch to its last token, per request finished in the window: "
+        "`tgi_request_inference_duration` (vLLM `vllm:request_inference_time_seconds`)" + BUCKETS,
+        counts=DELTA,
+    ),
+    Metric(
+        key="server_time_per_token",
+        name="Server time per token",
+        unit="ms/token (mean, p50, p99)",
+        definition="the server's inference time ÷ generated tokens, per request finished in the window: "
+        "`tgi_request_mean_time_per_token_duration` (vLLM `vllm:time_per_output_token_seconds`; llama.cpp: "
+        "Δ`llamacpp:tokens_predicted_seconds_total` ÷ Δ`llamacpp:tokens_predicted_total`, a mean only)"
+        + BUCKETS,
+        counts=DELTA,
+    ),
+    Metric(
+        key="server_requests",
+        name="Requests the server counted",
+        unit="requests (ok / failed)",
+        definition="increase of `tgi_request_success` and `tgi_request_failure` "
+        "(vLLM `vllm:request_success`) between the scrapes bracketing the window, beside the requests "
+        "the client saw finish between "
+        "those same scrapes; flagged when they differ by more than the requests that finished within "
+        "0.25 s of either scrape",
+        counts=DELTA,
+    ),
+    Metric(
+        key="ttft_breakdown",
+        name="Where the TTFT went",
+        unit="ms (client TTFT = server queue + prefill + rest)",
+        definition="mean client TTFT of the step's successful measured requests, beside the server's mean "
+        "queue time and mean prefill batch time in the window; the rest is validation, network and the "
+        "client (means add, percentiles do not)",
+        counts=MEASURED_OK + "; and " + DELTA,
+    ),
+    Metric(
+        key="neuroncore_utilization",
+        name="NeuronCore utilization",
+        unit="% (mean / max)",
+        definition="neuron-monitor's `neuroncore_counters.neuroncores_in_use[core].neuroncore_utilization`, "
+        "averaged over the NeuronCores in use at each report; mean and max over the reports inside the "
+        "window",
+        counts=NEURON,
+    ),
+    Metric(
+        key="neuron_device_memory",
+        name="Neuron device memory",
+        unit="GiB (mean / max)",
+        definition="neuron-monitor's `memory_used.neuron_runtime_used_bytes.neuron_device`, mean and max "
+        "over the reports inside the window",
+        counts=NEURON,
+    ),
+    Metric(
+        key="neuron_errors",
+        name="Neuron execution errors",
+        unit="errors",
+        definition="sum of neuron-monitor's per-period `execution_stats.error_summary` counts over the "
+        "reports inside the window",
+        counts=NEURON,
+    ),
+)
+
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS + SERVER_METRICS}
 
 PEERS = (
     ("vllm", "vLLM `bench serve`"),
@@ -364,6 +490,22 @@ def docs_markdown() -> str:
     for m in METRICS:
         names = " | ".join(_cell(getattr(m, attr)) for attr, _ in PEERS)
         lines.append(f"| {_cell(m.name)} | {names} |")
+    lines += [
+        "",
+        "## Server-side figures",
+        "",
+        "From the server's own Prometheus metrics, scraped every second during the run "
+        "(`server_metrics.jsonl`, see [telemetry.md](telemetry.md)); shown when the server has them. "
+        "Counters and histograms are read as their increase over the step's window, never as totals "
+        "since the server started. None of the peers reports these per step.",
+        "",
+        "| metric | key | unit | definition | source |",
+        "|---|---|---|---|---|",
+    ]
+    for m in SERVER_METRICS:
+        lines.append(
+            f"| {_cell(m.name)} | `{m.key}` | {_cell(m.unit)} | {_cell(m.definition)} | {_cell(m.counts)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

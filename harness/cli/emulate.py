@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from harness.emulator.faults import ERROR_TYPES, FaultPolicy, parse_fault
+from harness.emulator.faults import ERROR_TYPES, FaultPolicy, ServerFaults, parse_fault
 from harness.emulator.profiles import PROFILES, get_profile
 
 
@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--error-rate", type=float, default=0.0,
                     help="share of requests failing at a random token with --error-type")
     ap.add_argument("--error-type", default="generation", choices=ERROR_TYPES)
+    ap.add_argument("--unhealthy", action="store_true", help="fault: /health answers 503")
+    ap.add_argument("--openai-only", action="store_true",
+                    help="fault: /info, /generate, /generate_stream and / answer 404 (an OpenAI-only server)")
+    ap.add_argument("--http-status", type=int, default=None,
+                    help="fault: generation routes answer this HTTP status (e.g. 422, 424, 429, 500, 503)")
+    ap.add_argument("--no-http-body", action="store_true", help="fault: --http-status without a body")
+    ap.add_argument("--retry-after", default=None, help="fault: Retry-After header of --http-status")
+    ap.add_argument("--hang", action="store_true", help="fault: generation routes never answer")
+    ap.add_argument("--faults-after", type=int, default=0,
+                    help="the faults above and --fault/--error-rate apply from generation request N+1 on")
     ap.add_argument("--seed", type=int, default=0, help="seed for corpus offsets, EOS and fault draws")
     ap.add_argument("--sse-keepalive-s", type=float, default=15.0, help="`:` comment after this silence")
     ap.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio loop")
@@ -101,6 +111,11 @@ def make_config(args: argparse.Namespace, env: dict | None = None):  # noqa: ANN
         startup_delay_s=args.startup_delay_s,
         faults=FaultPolicy(fault=fault, fault_rate=args.fault_rate, error_rate=args.error_rate,
                            error_type=args.error_type),
+        server_faults=ServerFaults(
+            unhealthy=args.unhealthy, openai_only=args.openai_only, http_status=args.http_status,
+            http_body=not args.no_http_body, retry_after=args.retry_after, hang=args.hang,
+            after=args.faults_after,
+        ),
         seed=args.seed,
         keepalive_s=args.sse_keepalive_s,
         extra_info=extra,

@@ -19,14 +19,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import exitcodes
 from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
 from harness.config.settings import add_arguments, from_namespace
+from harness.load.distributed import LOST_WORKER
 from harness.load.headers import request_headers
+from harness.load.locust import interrupts
 from harness.load.manifest import build_manifest, run_id_for
+from harness.load.preflight import Preflight, PreflightError, configure_from_server, load_tokenizer_checked
 from harness.records import runlog
-from harness.targets.identity import identify
 
 
 def parse(argv: list[str] | None) -> RunConfig:
@@ -34,6 +37,8 @@ def parse(argv: list[str] | None) -> RunConfig:
         prog="python -m harness sweep",
         description="Sweep user counts against a server; write results/<run-id>/. Every setting: "
         "scenario file < HARNESS_<NAME> < --name.",
+        epilog=exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO"),
                     help="scenario TOML file or a shipped name: default, seed (default: built-in defaults)")
@@ -47,24 +52,83 @@ def _with(cfg: RunConfig, section: str, **changes: Any) -> RunConfig:
     return cfg.model_copy(update={section: getattr(cfg, section).model_copy(update=changes)})
 
 
+def _remove_if_empty(run_dir: Path) -> None:
+    try:
+        run_dir.rmdir()  # only when empty: a started server's log stays
+    except OSError:
+        pass
+
+
+def preflight(cfg: RunConfig, url: str) -> tuple[RunConfig, Preflight]:
+    """harness.load.preflight against `url`: the configuration with the API and model it chose."""
+    cfg, pre = configure_from_server(cfg, url, os.environ)
+    for warning in pre.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    return cfg, pre
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        return _main(argv)
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted before the sweep started", file=sys.stderr)
+        return exitcodes.TERMINATED if interrupts.terminated() else exitcodes.INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
+    interrupts.sigterm_as_interrupt()
+    code = _run(argv)
+    if code == exitcodes.INTERRUPTED and interrupts.terminated():
+        return exitcodes.TERMINATED
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
         cfg = parse(argv).with_run_seed()  # prompts no earlier run sent, unless --seed is given
-        headers = request_headers(cfg.request, os.environ)
+        headers = request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.BAD_INPUT
+    d = cfg.distributed
+    if d.master and d.worker:
+        print("error: --master and --worker: a process is one or the other", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    if d.master and not d.workers:
+        print("error: --master needs --workers N (how many workers to wait for)", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    if d.worker:
+        from harness.load.locust.cluster import run_worker
+
+        return run_worker(cfg)
+    load_tokenizer_checked(cfg.workload.tokenizer)  # before anything starts: exit 2, one line
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
     run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
-    if run_dir.exists() and any(run_dir.iterdir()):
-        print(f"error: {run_dir} already exists and is not empty", file=sys.stderr)
-        return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = _with(cfg, "output", run_id=run_id, records_dir=str(run_dir))
     t = cfg.target
+    pre: Preflight | None = None
+    if t.url:  # a running server: checked before a results directory exists
+        cfg, pre = preflight(cfg, t.url)
+    try:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            print(f"error: {run_dir} already exists and is not empty", file=sys.stderr)
+            return exitcodes.BAD_INPUT
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe_file = run_dir / ".writable"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as exc:
+        print(f"error: cannot write the results directory {run_dir}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return exitcodes.BAD_INPUT
+    cfg = _with(cfg, "output", run_id=run_id, records_dir=str(run_dir))
     server: dict[str, Any] = {}
-    emulator = container = None
+    emulator = container = neuron = None
+    interrupted = False
+    storm: str | None = None
     try:
         if t.server:
             from harness.targets.container import ManagedServer
@@ -74,15 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             problems = settings.validate()
             if problems:
                 print("error: server settings: " + "; ".join(problems), file=sys.stderr)
-                return 2
+                return exitcodes.BAD_INPUT
             try:
                 container = ManagedServer(settings, run_id=run_id, results_dir=run_dir, no_pull=not t.pull,
-                                          keep=t.keep_server).start()
+                                          keep=t.keep_server, headers=headers).start()
             except (ServerConfigError, RuntimeError, OSError) as exc:
                 print(f"error: server did not start: {exc}", file=sys.stderr)
-                return 1
+                return exitcodes.TARGET_UNUSABLE
             url = container.url
             server = {"kind": t.server, "url": url, "description": f"container {settings.profile}"}
+            if settings.profile == "neuronx-tgi" and cfg.telemetry.neuron_monitor and container.container_id:
+                from harness.targets.neuron_monitor import ContainerNeuronMonitor
+
+                neuron = ContainerNeuronMonitor(container.client.api, container.container_id, run_dir).start()
         elif t.url:
             url = t.url
             server = {"kind": "url", "url": url, "description": url}
@@ -95,31 +163,60 @@ def main(argv: list[str] | None = None) -> int:
             if t.model_id and "--model-id" not in extra:
                 extra += ["--model-id", t.model_id]
             print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
-            emulator = EmulatorProcess(profile=t.emulator_profile, args=extra).start()
+            starting = EmulatorProcess(profile=t.emulator_profile, args=extra)
+            try:
+                emulator = starting.start()
+            except RuntimeError as exc:
+                print(f"error: the emulator did not start: {' '.join(str(exc).split())[:300]}",
+                      file=sys.stderr)
+                _remove_if_empty(run_dir)
+                bad_args = starting.proc is not None and starting.proc.returncode == 2  # argparse
+                return exitcodes.BAD_INPUT if bad_args else exitcodes.TARGET_UNUSABLE
             url = emulator.url
             server = {"kind": "emulator", "url": url, "profile": t.emulator_profile, "args": extra,
                       "description": f"the emulator ({t.emulator_profile})"}
-        ident = identify(url, headers)
-        server.update(info=ident.info, models=ident.models, model_id=ident.model_id)
-        cfg = _with(cfg, "request", model_name=ident.model_name_to_send(cfg.request.model_name))
+        if pre is None:
+            try:
+                cfg, pre = preflight(cfg, url)
+            except PreflightError:
+                _remove_if_empty(run_dir)
+                raise
+        ident = pre.identity
+        server.update(info=ident.info, models=ident.models, model_id=ident.model_id,
+                      preflight={"api": pre.api, "model_name": pre.model_name, "warnings": pre.warnings})
         manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
                                   source=" ".join(sys.argv[1:]))
         runlog.write_header(run_dir, manifest)
         users = ", ".join(cfg.step_labels)
-        print(f"sweep {cfg.name}: users {users} against {url} → {run_dir}", flush=True)
+        print(f"sweep {cfg.name}: {pre.api} on {url} ({ident.model_id or 'model unknown'}), users {users} "
+              f"→ {run_dir}", flush=True)
         from harness.load.locust.runner import run_locust
 
-        shape = run_locust(cfg, url, run_dir)
+        try:
+            shape = run_locust(cfg, url, run_dir)
+        except RuntimeError as exc:  # workers that never connected
+            print(f"error: {exc}", file=sys.stderr)
+            return exitcodes.DEGRADED
+        interrupted = bool(getattr(shape, "interrupted", False))
+        storm = getattr(shape, "storm", None)
         runlog.write_steps(run_dir, shape.steps_json())
         from harness.load.locust.users import shared
 
         if shared.prompt_stats:  # the seeds and how much of a prefix any two prompts shared
             runlog.write_end(run_dir, prompts=shared.prompt_stats)
+        if interrupted or storm:
+            runlog.write_end(run_dir, interrupted=interrupted, stopped=storm)
         if emulator is not None:
             from harness.targets.identity import get_json
 
             runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})
     finally:
+        if neuron is not None:
+            runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
+        elif (run_dir / runlog.RUN_LOG).is_file():
+            why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
+                   else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
+            runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
         if emulator is not None:
             emulator.stop()
         if container is not None:
@@ -128,10 +225,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.report.build import build_report, markdown_table
 
+    if d.workers and d.worker_records == "local":
+        print("the workers kept their records (--worker-records local): merge their directories with "
+              f"python -m harness collect MERGED {run_dir} WORKER_DIR... (it builds the report)", flush=True)
+
     reports, _ = build_report(run_dir, with_plots=cfg.output.plots)
     print()
     print(markdown_table(reports))
     print(f"\nreport: {run_dir / 'report.html'}")
-    if cfg.output.strict and any(r.flags for r in reports):
-        return 3
-    return 0
+    if storm:
+        print(f"error: stopped early: {storm}", file=sys.stderr)
+        return exitcodes.TARGET_UNUSABLE
+    if interrupted:
+        return exitcodes.INTERRUPTED
+    if any(f.startswith(LOST_WORKER) for r in reports for f in r.flags):
+        print("degraded: a worker was lost during the run (exit code 3)", file=sys.stderr)
+        return exitcodes.DEGRADED
+    if cfg.output.strict:
+        return exitcodes.for_flags([f for r in reports for f in r.flags])
+    return exitcodes.OK

@@ -2,35 +2,64 @@
 
 Runs `locust -f locustfiles/sweep.py --class-picker` in a subprocess against the configuration's
 url, or against an emulator it starts (and stops) itself. The subprocess reads the same
-configuration (HARNESS_SCENARIO and the same flags); records and the run log go to
-results/ui-<time>/, so `python -m harness report DIR` works on it.
+configuration (HARNESS_SCENARIO and the same flags); each test's records, run log and report go
+to results/<UTC time>-<name>/ (made when the test starts), so `python -m harness report DIR` works
+on it. With `--workers N` the Locust process is a master and N local `locust --worker` processes
+send it their load and their records (harness.load.locust.shipping); all are stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from harness import exitcodes
 from harness.config.layers import ConfigError, find_scenario, load_config
-from harness.config.settings import add_arguments, by_name, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, by_name, from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
 
 
+def web_host_problem(host: str, locust_args: list[str]) -> str | None:
+    """Why the UI must not bind there (None: it may). The UI starts load against a server and shows
+    the configuration: without a login it stays on loopback."""
+    hosts = [host] + [b for a, b in zip(locust_args, locust_args[1:], strict=False) if a == "--web-host"]
+    hosts += [a.split("=", 1)[1] for a in locust_args if a.startswith("--web-host=")]
+    for h in hosts:
+        if h not in ("127.0.0.1", "localhost", "::1"):
+            return (f"--web-host {h}: the web UI has no login here and binds loopback only; "
+                    f"reach it through an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness ui", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m harness ui", description=__doc__.splitlines()[0],
+                                 epilog=exitcodes.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO") or "default")
     ap.add_argument("--web-port", type=int, default=8089)
+    ap.add_argument("--web-host", default="127.0.0.1",
+                    help="address the web UI binds to: loopback only (it has no login; use an SSH tunnel)")
     add_arguments(ap)
     ap.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: passed to locust")
     args = ap.parse_args(argv)
+    problem = web_host_problem(args.web_host, args.locust_args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
     path = find_scenario(args.scenario)
     given = from_namespace(args)
     try:
@@ -39,13 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    terminated = []
+
     def interrupt(signum: int, frame: object) -> None:
+        terminated.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # stop the emulator and Locust on `kill` too
-    records = cfg.output.records_dir or str(
-        Path(cfg.output.results_dir) / ("ui-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))
-    )
+    # Each test of the UI gets its own results/<UTC time>-<name>/ (made when the test starts), unless
+    # records_dir names one directory for all of them.
+    records = cfg.output.records_dir or str(Path(cfg.output.results_dir) / f"<UTC time>-{cfg.name}")
     emulator = None
     try:
         url = cfg.target.url
@@ -54,14 +86,22 @@ def main(argv: list[str] | None = None) -> int:
 
             t = cfg.target
             print(f"starting the emulator ({t.emulator_profile}) ...", flush=True)
-            emulator = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args)).start()
+            starting = EmulatorProcess(profile=t.emulator_profile, args=shlex.split(t.emulator_args))
+            try:
+                emulator = starting.start()
+            except RuntimeError as exc:
+                print(f"error: the emulator did not start: {' '.join(str(exc).split())[:300]}",
+                      file=sys.stderr)
+                bad_args = starting.proc is not None and starting.proc.returncode == 2  # argparse
+                return exitcodes.BAD_INPUT if bad_args else exitcodes.TARGET_UNUSABLE
             url = emulator.url
         # The same settings reach the locustfile as the variables it reads (one name in all layers).
         table = by_name()
-        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false",
-               "HARNESS_RECORDS_DIR": records}
+        env = {**os.environ, "HARNESS_SCENARIO": str(path), "TOKENIZERS_PARALLELISM": "false"}
+        if cfg.output.records_dir:
+            env[table["records_dir"].env] = cfg.output.records_dir
         for name, value in given.items():
-            if name in ("url", "records_dir"):
+            if name in ("url", "records_dir", *ROLE_SETTINGS):
                 continue
             s = table[name]
             if isinstance(value, bool):
@@ -73,16 +113,34 @@ def main(argv: list[str] | None = None) -> int:
             env[s.env] = str(value)
         extra = [a for a in args.locust_args if a != "--"]
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--class-picker",
-               "--web-host", "127.0.0.1", "--web-port", str(args.web_port), "--host", url,
+               "--web-host", args.web_host, "--web-port", str(args.web_port), "--host", url,
                "--loglevel", "INFO", *extra]
-        print(f"web UI: http://127.0.0.1:{args.web_port}  (target {url}; records in {records})", flush=True)
+        n = cfg.distributed.workers
+        workers: list[subprocess.Popen] = []
+        if n:
+            port = free_port()
+            cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+        print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
+              f"report in {records}" + (f"; {n} workers" if n else "") + ")", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+        if n:
+            worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
+                      "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
+            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT)) for _ in range(n)]
         try:
             return proc.wait()
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(30)
-            return 130
+            return exitcodes.TERMINATED if terminated else exitcodes.INTERRUPTED
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
     finally:
         if emulator is not None:
             emulator.stop()

@@ -179,10 +179,35 @@ def run_request(
         received = resp.bytes_received
         if out.error_type is None:
             t_end = resp.t_last  # the recv() that ended the body
+    if resp is not None:
+        _server_facts(resp.headers, out)
     rec = _record(api, worker, tag, wall0 + (t_send - perf0), t_send, t_end, token_us, input_tokens,
                   max_new_tokens, status, out, resp).with_schedule(t_intended, queued_s)
     sink(rec)
     return rec, received
+
+
+# TGI's per-request timing headers (router/src/server.rs: milliseconds, on non-streamed /generate)
+TIMING_HEADERS = ("x-total-time", "x-validation-time", "x-queue-time", "x-inference-time", "x-time-per-token")
+REQUEST_ID_HEADERS = ("x-request-id", "request-id")
+
+
+def _server_facts(headers: dict[str, str], out: Outcome) -> None:
+    """The server's timing headers and request id, beside what its stream said (stream wins)."""
+    timed = {}
+    for name in TIMING_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            try:
+                timed[name] = float(value)
+            except ValueError:
+                continue
+    if timed:
+        out.server_timings = {**timed, **(out.server_timings or {})}
+    for name in REQUEST_ID_HEADERS:
+        if headers.get(name):
+            out.server_request_id = headers[name]
+            break
 
 
 def _record(api: Api, worker: str, tag: runstate.StepTag, wall: float, t_send: float, t_end: float,
@@ -212,4 +237,6 @@ def _record(api: Api, worker: str, tag: runstate.StepTag, wall: float, t_send: f
         connect_s=None if resp is None else resp.connect_s,
         reused=None if resp is None else resp.reused,
         headers_us=head,
+        server_timings=out.server_timings,
+        server_request_id=out.server_request_id,
     )

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from harness.client.errors import ProtocolError, Truncated
 
+# No SSE event of an LLM server comes near this (TGI's final event carries the generated text:
+# ~100 KB for 32k tokens). A longer unterminated line is a server sending something else (a file,
+# garbage): fail the request instead of buffering it, re-joined at every recv().
+MAX_LINE = 4 << 20
+
 
 def dechunk(raw: bytes, state: list) -> tuple[bytes, int, bool]:
     """Decode what `raw` holds of a chunked body: (payload, bytes consumed, body finished).
@@ -144,6 +149,9 @@ class BodyDecoder:
         data = pending + payload if pending else payload
         lines = data.split(b"\n")
         self.pending = lines.pop()
+        if len(self.pending) > MAX_LINE:
+            raise ProtocolError(f"a line of more than {MAX_LINE >> 20} MiB without an end: "
+                                "not an event stream")
         if not lines:
             return None
         if b"\r" in data:

@@ -34,6 +34,8 @@ class Outcome:
     finish_reason: str | None = None
     error_type: str | None = None
     error: str | None = None
+    server_timings: dict[str, float] | None = None
+    server_request_id: str | None = None
 
 
 class Stream:
@@ -175,6 +177,12 @@ def _usage(chunk: dict, out: Outcome) -> None:
     if usage:
         out.server_input_tokens = usage.get("prompt_tokens")
         out.server_output_tokens = usage.get("completion_tokens")
+    timings = chunk.get("timings")  # llama.cpp: its own timings of this request, in the last chunk
+    if isinstance(timings, dict):
+        out.server_timings = {k: v for k, v in timings.items() if isinstance(v, (int, float))}
+    rid = chunk.get("id")
+    if isinstance(rid, str) and rid:
+        out.server_request_id = rid
 
 
 def http_error(status: int, body: bytes) -> tuple[str, str]:

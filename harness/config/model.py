@@ -24,6 +24,9 @@ Why not pydantic-settings: its sources nest environment names (`HARNESS_STEPS__M
 and have no notion of per-step tables that a flag must override, nor of saying *which layer*
 (file, variable or flag) gave a bad value. The three layers are a small merge of plain dicts in
 harness.config.layers; validation, defaults and allowed values stay here, in one place.
+
+Length: one model of every setting (steps with open-loop rates, telemetry, distributed runs,
+reliability): splitting it would scatter the single source the flags and env names derive from.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -212,9 +216,27 @@ class Target(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return None if value is None else value.rstrip("/")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(f"expected http(s)://host[:port], got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("emulator_profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from harness.emulator.profiles import PROFILES  # plain data
+
+        if value not in PROFILES:
+            raise ValueError(f"unknown emulator profile {value!r} (allowed: {', '.join(sorted(PROFILES))})")
+        return value
 
     @field_validator("server_env", mode="before")
     @classmethod
@@ -234,7 +256,10 @@ class Target(_Section):
 
 
 class Request(_Section):
-    api: Api = Field("generate_stream", description="route: generate_stream (TGI), chat or completions")
+    api: Api | None = Field(
+        None, description="route: generate_stream (TGI), chat or completions (default: generate_stream on "
+        "TGI, else chat, from the server's /info)"
+    )
     model_name: str | None = Field(
         None,
         description="'model' sent on the OpenAI routes (default: the server's own model id; 'tgi' on TGI)",
@@ -250,6 +275,11 @@ class Request(_Section):
     timeout_s: Pos = Field(600.0, description="seconds per request, connect to last byte")
     stamps: Stamps = Field(
         "kernel", description="token arrival stamps: kernel receive time or recv (read time)"
+    )
+    stop_after_requests: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="send exactly this many requests in total (all users and workers), wait for those "
+        "in flight, then stop the test (locustfiles)",
     )
 
     @field_validator("headers")
@@ -287,6 +317,17 @@ class Workload(_Section):
         1000, description="prompts built before the test starts, used round-robin"
     )
 
+    @model_validator(mode="after")
+    def _spread(self) -> Workload:
+        # A spread wider than the mean clips most of one side of the distribution to the minimum:
+        # the lengths sent would no longer have the mean asked for.
+        for name in ("input", "output"):
+            mean, sd = getattr(self, f"{name}_mean"), getattr(self, f"{name}_stddev")
+            if sd > mean:
+                raise ValueError(f"{name}_stddev ({sd}) is larger than {name}_mean ({mean}): "
+                                 f"lower --{name}-stddev too")
+        return self
+
 
 class Flags(_Section):
     """Thresholds above which a step is flagged in the report (and --strict exits 3)."""
@@ -295,6 +336,9 @@ class Flags(_Section):
     min_samples: Annotated[int, Field(ge=0)] = Field(10, description="flag a step with fewer successes")
     max_client_cpu_percent: Pos = Field(85.0, description="flag a step whose client CPU is above this")
     max_sched_lag_ms: Pos = Field(10.0, description="flag a step whose client lag p99 is above this")
+    max_clock_uncertainty: Pos = Field(
+        0.01, description="distributed: flag a step when a worker's clock offset uncertainty is above "
+        "this fraction of the step's window")
 
 
 class Output(_Section):
@@ -304,7 +348,36 @@ class Output(_Section):
     progress_every_s: Pos = Field(5.0, description="seconds between progress lines")
     quiet: bool = Field(False, description="no progress lines")
     plots: bool = Field(True, description="plots in report.html")
-    strict: bool = Field(False, description="exit 3 when any step is flagged")
+    strict: bool = Field(
+        False, description="exit 1 when a step is flagged (3 when client-bound; harness.exitcodes)"
+    )
+
+
+class Telemetry(_Section):
+    """What the sweep collects from the server beside the client's records (harness.telemetry)."""
+
+    scrape_every_s: NonNeg = Field(
+        1.0, description="seconds between scrapes of the server's Prometheus metrics (0: none)"
+    )
+    metrics_path: str = Field("/metrics", description="path of the server's Prometheus endpoint")
+    neuron_monitor: bool = Field(
+        True, description="run neuron-monitor in a neuronx-tgi container during the run"
+    )
+
+
+class Distributed(_Section):
+    """Master/worker runs (harness.load.locust.cluster): where the load comes from and where records go."""
+
+    workers: Annotated[int, Field(ge=0)] = Field(
+        0, description="worker processes (0: one process); started locally unless --master")
+    master: bool = Field(False, description="run the master only: wait for --workers remote workers")
+    worker: bool = Field(False, description="run a worker only: connect to --master-host")
+    master_host: str = Field("127.0.0.1", description="the master's address (workers connect to it)")
+    master_port: Annotated[int, Field(ge=1, le=65535)] = Field(5557, description="the master's port")
+    worker_records: Literal["master", "local", "both"] = Field(
+        "master", description="workers send records to the master, keep them in their own records "
+        "directory (merge with `python -m harness collect`), or both")
+    connect_timeout_s: Pos = Field(120.0, description="how long the master waits for its workers")
 
 
 class RunConfig(_Section):
@@ -316,6 +389,8 @@ class RunConfig(_Section):
     steps: Steps = Steps()
     flags: Flags = Flags()
     output: Output = Output()
+    telemetry: Telemetry = Telemetry()
+    distributed: Distributed = Distributed()
 
     @field_validator("name")
     @classmethod

@@ -23,6 +23,9 @@ from pydantic.fields import FieldInfo
 from harness.config.model import Phase, RunConfig
 
 ENV_PREFIX = "HARNESS_"
+# The role of a process in a distributed run ([distributed]): options of `python -m harness sweep`;
+# in a plain locustfile run Locust's own --master/--worker/--master-host/--master-port decide it.
+ROLE_SETTINGS = ("workers", "master", "worker", "master_host", "master_port", "connect_timeout_s")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 Kind = Literal["bool", "steps", "list", "dict", "scalar"]

@@ -20,7 +20,7 @@ from typing import Any
 from harness.emulator import wire
 from harness.emulator.corpus import Corpus
 from harness.emulator.engine import Engine, SimRequest
-from harness.emulator.faults import FaultPolicy, parse_fault, parse_timing
+from harness.emulator.faults import FaultPolicy, ServerFaults, parse_fault, parse_timing
 from harness.emulator.http import Conn
 from harness.emulator.metrics import Counters, TgiMetrics
 from harness.emulator.profiles import Profile
@@ -42,6 +42,7 @@ class ServerConfig:
     eos_probability: float = 0.0
     startup_delay_s: float = 0.0
     faults: FaultPolicy = field(default_factory=FaultPolicy)
+    server_faults: ServerFaults = field(default_factory=ServerFaults)
     seed: int = 0
     compute_type: str = "gpu+optimized"
     docker_label: str | None = None
@@ -77,6 +78,7 @@ class App:
         self.metrics = TgiMetrics(p.max_input_tokens, p.max_total_tokens)
         self.sched = Scheduler(self.engine, self.counters, self.metrics)
         self.requests = 0
+        self.generation_requests = 0  # POSTs to generation routes, counted by routes.route
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def keepalive(self) -> None:
@@ -154,7 +156,7 @@ class App:
             gen.seed = seed if isinstance(seed, int) else rng.getrandbits(63)
         if params.get("return_full_text") and kind in ("generate", "generate_stream"):
             gen.return_prefix = inputs
-        if fault is None:
+        if fault is None and self.cfg.server_faults.active(self.generation_requests):
             fault = self.cfg.faults.draw(rng, n)
             if fault is not None and fault.immediate_error:
                 gen.fail(fault.error)

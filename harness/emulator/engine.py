@@ -62,6 +62,9 @@ class Engine:
     steps_since_prefill: int = 0
     prefills: int = 0
     decodes: int = 0
+    # (kind, members, seconds) of steps completed since the server last drained them: TGI's
+    # per-batch metrics (tgi_batch_inference_duration{method}, ...) are observed from these
+    completed: list[tuple[str, int, float]] = field(default_factory=list)
 
     @property
     def queue_size(self) -> int:
@@ -105,6 +108,8 @@ class Engine:
 
     def _complete(self, step: Step, out: list[Emission]) -> None:
         t = step.end
+        if len(self.completed) < 10_000:  # bounded when nobody drains (a bare Engine in tests)
+            self.completed.append((step.kind, len(step.members), step.end - step.start))
         if step.kind == "prefill":
             self.prefills += 1
             for req in step.members:

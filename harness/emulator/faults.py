@@ -16,6 +16,15 @@ Header grammar (case-insensitive keys, `;`-separated `key=value`, whitespace ign
                        count every token.
   Several may be combined: `stall_ms=500;after=2;malformed=5`.
 
+Server-wide faults of the routes themselves (`ServerFaults`, flags of `python -m harness emulate`):
+  --unhealthy             /health answers 503 (a server that never becomes healthy).
+  --openai-only           /info, /generate, /generate_stream and / answer 404 (vLLM, llama.cpp).
+  --http-status CODE      generation routes answer CODE (422/424/429/500/503 ...), with TGI's JSON
+                          body or none (--no-http-body), and `Retry-After` (--retry-after S).
+  --hang                  generation routes read the request and never answer.
+  --faults-after N        the two above (and --fault/--error-rate) apply from request N+1 on, so a
+                          pre-flight request passes and the run meets the fault.
+
   X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   this request runs on its own exact clock (first token
                        ttft_ms after arrival, then one every itl_ms), whatever the profile.
 """
@@ -117,3 +126,20 @@ class FaultPolicy:
         if self.fault is not None and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
             return self.fault
         return None
+
+
+@dataclass(frozen=True)
+class ServerFaults:
+    """Faults of the routes (module docstring), for the fault tests of the load generator."""
+
+    unhealthy: bool = False
+    openai_only: bool = False
+    http_status: int | None = None
+    http_body: bool = True
+    retry_after: str | None = None
+    hang: bool = False
+    after: int = 0
+
+    def active(self, generation_requests: int) -> bool:
+        """Whether the per-request faults apply to the generation request numbered so (1-based)."""
+        return generation_requests > self.after

@@ -87,11 +87,21 @@ class Histogram:
             cum = 0
             for b, c in zip(self.buckets, counts, strict=True):
                 cum += c
-                out.append(f'{self.name}_bucket{{{labels}{sep}le="{b:g}"}} {cum}')
+                out.append(f'{self.name}_bucket{{{labels}{sep}le="{rust_f64(b)}"}} {cum}')
             out.append(f'{self.name}_bucket{{{labels}{sep}le="+Inf"}} {n}')
             lab = f"{{{labels}}}" if labels else ""
             out.append(f"{self.name}_sum{lab} {total}")
             out.append(f"{self.name}_count{lab} {n}")
+
+
+def rust_f64(value: float) -> str:
+    """A float as TGI's exporter prints it (metrics-exporter-prometheus: Rust's `Display` for f64,
+    the shortest round-trip digits, no exponent, no trailing `.0`): `le="0.00015000000000000001"`,
+    `le="1024"`. Python's repr is the same digits for the bucket ranges used here."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = f"{value:.20f}".rstrip("0").rstrip(".")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def duration_buckets() -> list[float]:

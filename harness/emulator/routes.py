@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.emulator import wire
+from harness.emulator.faults import ServerFaults
 from harness.emulator.profiles import Profile
 
 if TYPE_CHECKING:
@@ -33,7 +34,12 @@ class ValidationError(Exception):
 def route(conn: Conn, method: str, path: str, headers: dict, body: bytes) -> None:
     """Answer one parsed request on `conn` (404 unknown path, 405 known path with another method)."""
     app = conn.app
+    sf = app.cfg.server_faults
+    if sf.openai_only and path in _TGI_ONLY:
+        return conn.send(wire.head(404, [], length=0, keep_alive=conn.keep_alive))
     if method == "GET":
+        if path == "/health" and sf.unhealthy:
+            return conn.send_json(503, {"error": "unhealthy", "error_type": "healthcheck"})
         if path == "/health":
             return conn.send(wire.head(200, [], length=0, keep_alive=conn.keep_alive))
         if path == "/info":
@@ -56,6 +62,10 @@ def route(conn: Conn, method: str, path: str, headers: dict, body: bytes) -> Non
             app.counters.reset()
             return conn.send_json(200, stats(app))
         handler = _POST.get(path)
+        if handler is not None and handler is not _tokenize:
+            app.generation_requests += 1
+            if sf.active(app.generation_requests) and _route_fault(conn, sf):
+                return None
         if handler is not None:
             try:
                 req = json.loads(body) if body else None
@@ -69,6 +79,27 @@ def route(conn: Conn, method: str, path: str, headers: dict, body: bytes) -> Non
             return handler(conn, path, req, headers)
     status = 405 if path in KNOWN_PATHS else 404
     return conn.send(wire.head(status, [], length=0, keep_alive=conn.keep_alive))
+
+
+_TGI_ONLY = frozenset({"/info", "/generate", "/generate_stream", "/"})
+_STATUS_TYPES = {422: "validation", 424: "generation", 429: "overloaded", 500: "generation", 503: "unhealthy"}
+
+
+def _route_fault(conn: Conn, sf: ServerFaults) -> bool:
+    """Answer with the server-wide fault, if one applies (True: answered, or never will be)."""
+    if sf.hang:
+        conn.busy = True  # read, never answered: the connection stays open and silent
+        return True
+    if sf.http_status is None:
+        return False
+    extra = [("retry-after", sf.retry_after)] if sf.retry_after else []
+    if sf.http_body:
+        etype = _STATUS_TYPES.get(sf.http_status, "error")
+        conn.send_json(sf.http_status, {"error": f"emulated HTTP {sf.http_status}", "error_type": etype},
+                       extra)
+    else:
+        conn.send(wire.head(sf.http_status, extra, length=0, keep_alive=conn.keep_alive))
+    return True
 
 
 def _bad(conn: Conn, msg: str) -> None:

@@ -309,3 +309,12 @@ class Scheduler:
             self._last_prefills = eng.prefills
             if eng.step is not None:
                 self.metrics.observe("tgi_batch_next_size", len(eng.step.members))
+        if eng.completed:
+            m = self.metrics
+            for kind, _, seconds in eng.completed:  # TGI's backend.rs, per prefill/decode call
+                method = f'method="{kind}"'
+                m.inc("tgi_batch_inference_count", method)
+                m.inc("tgi_batch_inference_success", method)
+                m.observe("tgi_batch_forward_duration", seconds, method)
+                m.observe("tgi_batch_inference_duration", seconds, method)
+            eng.completed.clear()

@@ -32,6 +32,7 @@ ERROR_MESSAGE = {
     "validation": "Input validation error: emulated fault",
 }
 
+FAILURE_LABEL = {"incomplete_generation": "incomplete"}  # tgi_request_failure{err=...}
 STREAM_KINDS = ("generate_stream", "chat_stream", "completion_stream")
 
 
@@ -242,7 +243,8 @@ class Gen:
             t.write(wire.json_response(status, body, keep_alive=self.conn.keep_alive))
         self.close()
         app.counters.requests_failed += 1
-        app.metrics.inc("tgi_request_failure", f'err="{error_type}"')
+        # TGI's counter label is not always the response's error_type (router/src/infer/mod.rs)
+        app.metrics.inc("tgi_request_failure", f'err="{FAILURE_LABEL.get(error_type, error_type)}"')
         self.conn.response_done()
 
     def queue_s(self) -> float:

@@ -110,3 +110,66 @@ class WorkerHealth:
             "sched_lag_samples": sum(w["sched_lag_samples"] for w in workers.values()),
             "workers": workers,
         }
+
+
+LIVE_WINDOW_S = 5.0  # the live warning looks at the last seconds, not the whole run
+LIVE_REPEAT_S = 30.0  # a client that stays bound is reminded of it at most this often
+
+
+class LiveWatch:
+    """The live client-bound warning: the same two signals over the last LIVE_WINDOW_S seconds.
+
+    Fed sample by sample (a monitor's lags and CPU marks, before a worker drains them to the
+    master); `check` says why the client is the bottleneck right now, at most every
+    LIVE_REPEAT_S while it stays so (and again as soon as it becomes so after a calm spell)."""
+
+    def __init__(self, max_cpu_percent: float, max_lag_ms: float, window_s: float = LIVE_WINDOW_S) -> None:
+        self.max_cpu_percent = max_cpu_percent
+        self.max_lag_ms = max_lag_ms
+        self.window_s = window_s
+        self.lags: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, float]] = []
+        self._last_warned: float | None = None
+        self.last: str | None = None  # the latest warning (for a UI to show)
+
+    def add_lag(self, wall: float, lag_ms: float) -> None:
+        self.lags.append((wall, lag_ms))
+
+    def add_cpu(self, wall: float, cpu_s: float) -> None:
+        self.cpu.append((wall, cpu_s))
+
+    def _trim(self, now: float) -> None:
+        start = now - self.window_s
+        for samples in (self.lags, self.cpu):
+            drop = 0
+            while drop < len(samples) and samples[drop][0] < start:
+                drop += 1
+            if drop:
+                del samples[:drop]
+
+    def reason(self, now: float) -> str | None:
+        """Why the client is bound over the last window (None: it is not, or too few samples)."""
+        self._trim(now)
+        cpu = _cpu_percent(self.cpu, now - self.window_s, now + 1e-9)
+        covered = self.cpu[-1][0] - self.cpu[0][0] if len(self.cpu) > 1 else 0.0
+        if cpu is not None and covered >= self.window_s / 2 and cpu > self.max_cpu_percent:
+            return f"client CPU {cpu:.0f}% over the last {covered:.0f} s (> {self.max_cpu_percent:g}%)"
+        if len(self.lags) >= 20:
+            p99 = percentile([v for _, v in self.lags], 99)
+            if p99 > self.max_lag_ms:
+                return (f"client scheduling lag p99 {p99:.1f} ms over the last {self.window_s:.0f} s "
+                        f"(> {self.max_lag_ms:g} ms)")
+        return None
+
+    def check(self, now: float) -> str | None:
+        """The warning to log now, if any (rate-limited, see the class docstring)."""
+        why = self.reason(now)
+        if why is None:
+            self._last_warned = None
+            return None
+        if self._last_warned is not None and now - self._last_warned < LIVE_REPEAT_S:
+            return None
+        self._last_warned = now
+        self.last = (f"client-bound: {why}; latencies measured now include the client's own delay "
+                     "(fewer users per process, more workers)")
+        return self.last

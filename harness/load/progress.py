@@ -21,6 +21,14 @@ class StepLive:
     failed: int = 0
     ttft: list[float] = field(default_factory=list)
     itl: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # failures by error type (HTTP status)
+
+    def top_error(self) -> str | None:
+        """The most frequent failure, e.g. "http_404 ×17967" (None without failures)."""
+        if not self.errors:
+            return None
+        kind, n = max(self.errors.items(), key=lambda kv: kv[1])
+        return f"{kind} ×{n}"
 
 
 class LiveSteps:
@@ -43,6 +51,10 @@ class LiveSteps:
                     live.itl.append(itl)
         else:
             live.failed += 1
+            kind = r.error_type or "error"
+            if r.status is not None and r.status != 200 and not kind.startswith("http_"):
+                kind = f"{kind} (HTTP {r.status})"
+            live.errors[kind] = live.errors.get(kind, 0) + 1
 
 
 def _dur(seconds: float) -> str:
@@ -69,7 +81,9 @@ def progress_line(
     itl_s = "–" if not live.itl else f"{itl * 1000:.1f} ms"
     lo, hi = left
     left_s = _dur(lo) if abs(hi - lo) < 1 else f"{_dur(lo)}–{_dur(hi)}"
+    top = live.top_error()
+    failed = f"{live.failed} failed" + (f" (most: {top})" if top else "")
     return (
         f"step {step + 1}/{steps} · {users} users · {phase} {_dur(phase_elapsed)} · "
-        f"{live.ok} ok / {live.failed} failed · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}"
+        f"{live.ok} ok / {failed} · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}"
     )

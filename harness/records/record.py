@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
 SCHEMA_VERSION = 1
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,13 @@ class Record:
     # and how long it waited for a slot under max_concurrency
     t_intended: float | None = None
     queued_s: float | None = None
+    # What the server said about this request itself, when it says anything (records written
+    # before these fields existed load with None): its timings as it named them (llama.cpp's final
+    # chunk `timings`: prompt_ms, predicted_per_token_ms, ...; TGI's x-queue-time, x-inference-time,
+    # x-time-per-token headers in ms) and its own id for the request (an `x-request-id` header,
+    # else the OpenAI chunk `id`), so a record can be joined with the server's logs.
+    server_timings: dict[str, float] | None = field(default=None, compare=False)
+    server_request_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -81,6 +91,10 @@ class Record:
         return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
+    def from_json(cls, line: str) -> Record:
+        return cls.from_dict(json.loads(line))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
@@ -102,7 +116,10 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    with open(path, encoding="utf-8") as fh:
+    """The records of a JSONL file; lines that are not JSON (a write torn by a crash or a kill)
+    are skipped with one warning naming the file and how many."""
+    torn = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -110,9 +127,12 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError:
+                torn += 1
                 continue
-            if "request_id" in data:
+            if isinstance(data, dict) and "request_id" in data:
                 yield Record.from_dict(data)
+    if torn:
+        _log.warning("%s: skipped %d torn line(s) (a write cut short by a crash or kill)", path, torn)
 
 
 class RecordWriter:

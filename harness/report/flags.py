@@ -15,11 +15,17 @@ FLAGS_NOTE = (
     "*high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
-    "reached before min_requests were sent in the window), *tokens ≠ events* (the server's token count "
-    "and the token events differ by more than 1 in some requests: it packs several tokens per event, so "
-    "per-token figures use its count and the token gaps are per event); rate steps: *client-bound* also "
-    "when achieved ÷ offered rate < 0.99 or the schedule lag p99 > 5 ms, *queued at max_concurrency* when "
-    "arrivals waited for a slot (the client queue time)."
+    "reached before min_requests were sent in the window), *cut short* (the test was stopped during the "
+    "window: STOP, Ctrl-C, --run-time), *tokens ≠ events* (the server's token count and the token events "
+    "differ by more than 1 in some requests: it packs several tokens per event, so per-token figures use "
+    "its count and the token gaps are per event), *server count differs* (the server's own request "
+    "counters moved by a different number than the client saw finish between the same two scrapes), "
+    "*degraded: lost worker* (a worker of a distributed run stopped answering during the step: its users' "
+    "load was missing from then on), *clock uncertain* (a worker's clock offset to the master is known "
+    "less precisely than max_clock_uncertainty of the window: requests near the window's edges may be "
+    "counted in the wrong step); rate steps: *client-bound* also when achieved ÷ offered rate < 0.99 or "
+    "the schedule lag p99 > 5 ms, *queued at max_concurrency* when arrivals waited for a slot (the client "
+    "queue time)."
 )
 
 
@@ -45,6 +51,13 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags, loop: OpenLoop | No
         out.append(f"client-bound (CPU {info.client_cpu_percent:.0f}%)")
     elif info.sched_lag_p99_ms is not None and info.sched_lag_p99_ms > flags.max_sched_lag_ms:
         out.append(f"client-bound (scheduling lag p99 {info.sched_lag_p99_ms:.0f} ms)")
-    if info.min_requests and m.sent < info.min_requests:
+    measure = (info.spans or {}).get("measure") or {}
+    if measure.get("cut_short"):
+        out.append(f"cut short (test stopped {m.window_s:.0f} s into the window)")
+    elif info.min_requests and m.sent < info.min_requests:
         out.append(f"window capped ({m.sent} < {info.min_requests} requests sent)")
+    out.extend(info.degraded)
+    unsure, span = info.clock_uncertainty_s, info.window.end - info.window.start
+    if unsure is not None and span > 0 and unsure > flags.max_clock_uncertainty * span:
+        out.append(f"clock uncertain (±{unsure * 1000:.0f} ms in a {span:.0f} s window)")
     return out

@@ -18,6 +18,7 @@ from harness.analysis.attribution import ATTRIBUTION_DETAIL, ATTRIBUTION_RULE
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
 from harness.report.tables import PERCENTILE_NOTE, column_title, describe_run, rows_for
+from harness.report.workers import workers_table
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -43,7 +44,15 @@ def report_html(
         {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]}
         for row in rows_for(steps)
     ]
+    from harness.report.server_tables import SERVER_NOTE, server_rows
+
+    server = [
+        {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]}
+        for row in server_rows(steps)
+    ]
     return _environment().get_template("report.html.j2").render(
+        server_rows=server,
+        server_note=SERVER_NOTE,
         title=title,
         description=description,
         column_title=column_title(steps),
@@ -52,4 +61,5 @@ def report_html(
         images=images,
         notes=[ATTRIBUTION_RULE, ATTRIBUTION_DETAIL, PERCENTILE_NOTE, FLAGS_NOTE.replace("*", "")],
         manifest=json.dumps(manifest or {}, indent=2, default=str),
+        workers=workers_table(steps, manifest),
     )

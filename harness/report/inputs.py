@@ -41,7 +41,7 @@ class StepInfo:
     span throughput is measured over.
     """
 
-    step: int
+    step: int | None  # None: records without a step (see steps_from_records)
     users: int
     window: Window
     min_requests: int = 0
@@ -51,6 +51,9 @@ class StepInfo:
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
     spans: dict[str, Any] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # e.g. "degraded: lost worker host:123"
+    clock_uncertainty_s: float | None = None  # distributed: the largest of the workers' (manifest)
+    workers_health: dict[str, Any] = field(default_factory=dict)  # distributed: node → its health
 
     @property
     def label(self) -> str:
@@ -93,19 +96,29 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),
                 spans=s["phases"],
+                degraded=list(s.get("degraded") or ()),
+                workers_health=dict(client.get("workers") or {}),
             )
         )
     return out
 
 
+def clock_uncertainty_s(manifest: dict[str, Any]) -> float | None:
+    """The largest clock offset uncertainty of the run's workers (None: no distributed workers)."""
+    clocks = [w.get("clock") for w in (manifest.get("workers") or {}).values() if isinstance(w, dict)]
+    values = [float(c["uncertainty_s"]) for c in clocks
+              if isinstance(c, dict) and c.get("uncertainty_s") is not None]
+    return max(values) if values else None
+
+
 def steps_from_records(records: Sequence[Record]) -> list[StepInfo]:
     """Fallback without steps.json: each step's window spans its measure-phase sends."""
-    by_step: dict[int, list[Record]] = {}
-    for r in records:
-        if r.step is not None and r.phase == "measure" and r.error_type != CANCELLED:
+    by_step: dict[int | None, list[Record]] = {}
+    for r in records:  # step None: a locustfile run without steps (records written before they had one)
+        if r.phase == "measure" and r.error_type != CANCELLED:
             by_step.setdefault(r.step, []).append(r)
     out = []
-    for step, recs in sorted(by_step.items()):
+    for step, recs in sorted(by_step.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
         window = Window(min(r.wall_start for r in recs), max(r.wall_start for r in recs) + 1e-6)
         close = max(r.wall_end for r in recs) + 1e-6
         out.append(StepInfo(step=step, users=recs[0].users or 0, window=window, close=close))

@@ -93,3 +93,62 @@ def plots(steps: Sequence[StepReport], records: Sequence[Record]) -> list[tuple[
         ax.set_title(title)
         out.append((title, _png(fig)))
     return out
+
+
+def server_plot(steps: Sequence[StepReport], scrapes: Any, neuron: Any = None) -> list[tuple[str, str]]:
+    """Queue and batch size (and NeuronCore utilization, when neuron-monitor ran) over the run, each
+    step's measurement window shaded: the server's side of the sweep as a time series."""
+    import matplotlib
+
+    from harness.telemetry.neuron import core_utilization
+    from harness.telemetry.server_steps import SOURCES
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {}
+    if scrapes is not None and scrapes.times:
+        for figure, label in (("queue", "queue size"), ("batch", "batch size")):
+            for name, match in SOURCES[figure]:
+                keys = scrapes.keys(name, match)
+                if keys:
+                    series[f"{label} ({name})"] = [
+                        (t, sum(scrapes.value_at(k, t) or 0.0 for k in keys)) for t in scrapes.times
+                    ]
+                    break
+    util = []
+    if neuron is not None and neuron.times:
+        util = list(zip(neuron.times, core_utilization(neuron, -math.inf, math.inf), strict=False))
+    if not steps or (not series and not util):
+        return []
+    times = [t for values in series.values() for t, _ in values] + [t for t, _ in util]
+    t0 = min(times)
+    panels = (1 if series else 0) + (1 if util else 0)
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.2 * panels), sharex=True, squeeze=False)
+    axes = [row[0] for row in axes]
+    if series:
+        for label, values in series.items():
+            axes[0].step([t - t0 for t, _ in values], [v for _, v in values], where="post", label=label)
+        axes[0].set_ylabel("requests")
+    if util:
+        ax = axes[-1]
+        ax.step([t - t0 for t, _ in util], [v for _, v in util], where="post", color="tab:purple",
+                label="NeuronCore utilization (mean over cores)")
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 105)
+    for ax in axes:
+        for i, s in enumerate(steps):  # alternating shades: adjacent windows stay apart
+            w = s.info.window
+            ax.axvspan(w.start - t0, w.end - t0, alpha=0.12, color=("tab:green", "tab:blue")[i % 2])
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    for s in steps:
+        w = s.info.window
+        axes[0].text((w.start + w.end) / 2 - t0, 1.0, f"{s.info.users}u",
+                     transform=axes[0].get_xaxis_transform(), ha="center", va="bottom", fontsize="small")
+    axes[-1].set_xlabel("seconds since the first sample (shaded: measurement windows)")
+    title = "Server queue and batch size over the run" if series else "NeuronCore utilization over the run"
+    if series and util:
+        title = "Server queue, batch size and NeuronCore utilization over the run"
+    axes[0].set_title(title, pad=14)
+    return [(title, _png(fig))]

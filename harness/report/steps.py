@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.analysis import metrics
 from harness.analysis.attribution import counted_records, split_step
@@ -13,6 +13,8 @@ from harness.config.model import Flags
 from harness.records.record import Record
 from harness.report.flags import step_flags
 from harness.report.inputs import StepInfo
+from harness.telemetry.series import Scrapes
+from harness.telemetry.server_steps import ServerStep, server_step
 
 
 @dataclass
@@ -21,21 +23,37 @@ class StepReport:
     m: StepMetrics
     flags: list[str]
     open_loop: OpenLoop | None = None  # rate steps: offered vs achieved, schedule lag, queue time
+    server: ServerStep | None = field(default=None)
 
 
 def compute(
-    records: Sequence[Record], infos: Sequence[StepInfo], price: float | None, flags: Flags
+    records: Sequence[Record],
+    infos: Sequence[StepInfo],
+    price: float | None,
+    flags: Flags,
+    scrapes: Scrapes | None = None,
+    neuron: Scrapes | None = None,
 ) -> list[StepReport]:
-    """Each step's metrics, from the records the attribution rule gives it, and its flags."""
+    """Each step's metrics, from the records the attribution rule gives it, and its flags; with the
+    server's scraped metrics, its server-side figures too."""
     out = []
     for info in infos:
         split = split_step(records, info.step, info.closed_at)
+        measured = split.measured
         m = metrics.step_metrics(
-            info.step, info.users, split.measured, records, info.window, price, split.censored, info.span
+            info.step, info.users, measured, records, info.window, price, split.censored, info.span
         )
         loop = None
         if info.rate is not None:
             mine = [r for r in records if r.step == info.step]
-            loop = open_loop(mine, counted_records(mine, info.step), split.measured, info.window, info.rate)
-        out.append(StepReport(info, m, step_flags(info, m, flags, loop), loop))
+            loop = open_loop(mine, counted_records(mine, info.step), measured, info.window, info.rate)
+        server = None
+        scraped = scrapes if scrapes is not None and scrapes.times else None
+        reported = neuron if neuron is not None and neuron.times else None
+        if scraped is not None or reported is not None:
+            server = server_step(scraped, info.window.start, info.window.end, records, measured, reported)
+        step_flags_ = step_flags(info, m, flags, loop)
+        if server is not None and server.count_mismatch:
+            step_flags_.append("server count differs")
+        out.append(StepReport(info, m, step_flags_, loop, server))
     return out

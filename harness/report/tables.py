@@ -20,8 +20,11 @@ from harness.analysis.attribution import ATTRIBUTION_RULE
 from harness.analysis.definitions import metric
 from harness.analysis.metrics import StepMetrics
 from harness.records.record import Record
+from harness.report import atomic
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
+from harness.report.workers import workers_markdown
+from harness.telemetry.server_steps import columns as server_columns
 
 PERCENTILE_NOTE = (
     "Percentiles are exact over the raw records (records.parquet), not Locust's bucketed ones."
@@ -277,6 +280,12 @@ def summary_markdown(steps: Sequence[StepReport], manifest: dict[str, Any] | Non
     for row in rows_for(steps):
         lines.append(f"- **{row.label}**: {row.explanation}.")
     lines += ["", f"{ATTRIBUTION_RULE} {PERCENTILE_NOTE}", "", FLAGS_NOTE]
+    from harness.report.server_tables import server_markdown  # it builds on this module's Row
+
+    lines += server_markdown(steps)
+    workers = workers_markdown(steps, manifest)
+    if workers:
+        lines += ["", "Workers (distributed run):", "", workers]
     return "\n".join(lines) + "\n"
 
 
@@ -324,6 +333,8 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         for key in ("offered_rps", "achieved_rps", "lag_p50_s", "lag_p99_s", "queue_p50_s", "queue_p99_s",
                     "ttft_intended_p50_s", "ttft_intended_p99_s"):
             row[key] = None if s.open_loop is None else getattr(s.open_loop, key)
+        if s.server is not None:
+            row.update(server_columns(s.server))
         for key in DIST_FIELDS:
             row[f"{key}_n"] = (m.samples or {}).get(key, 0)
             unit = "" if key == "output_tps" else "_s"
@@ -335,9 +346,9 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
-        path.write_text("")
+        atomic.write_text(path, "")
         return
-    with open(path, "w", newline="") as fh:
+    with atomic.atomic_open(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -351,6 +362,7 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
     for r in records:
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
         d["token_us"] = list(r.token_us)
+        d["server_timings"] = json.dumps(r.server_timings) if r.server_timings else None
         d.update(
             ok=r.ok,
             ttft_s=metrics.ttft_s(r),
@@ -364,4 +376,5 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
             wall_end=r.wall_end,
         )
         rows.append(d)
-    pd.DataFrame(rows).to_parquet(path, index=False)
+    with atomic.atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)

@@ -87,7 +87,9 @@ class ManagedServer:
         connect_host: str = "127.0.0.1",
         poll_interval_s: float = 1.0,
         progress_every_s: float = 15.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        self.headers = dict(headers or {})  # the run's request headers (Authorization): sent on GETs too
         self.spec = settings if isinstance(settings, RunSpec) else plan(settings, facts)
         self.run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.instance = uuid.uuid4().hex[:12]
@@ -328,14 +330,16 @@ class ManagedServer:
 
     def _health_ok(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+            req = urllib.request.Request(f"{self.url}/health", headers=self.headers)
+            with urllib.request.urlopen(req, timeout=2) as resp:
                 return resp.status == 200
         except (OSError, urllib.error.URLError):  # refused while loading, 503 while unhealthy
             return False
 
     def _get_json(self, path: str) -> Any:
         try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as resp:
+            req = urllib.request.Request(f"{self.url}{path}", headers=self.headers)
+            with urllib.request.urlopen(req, timeout=10) as resp:
                 return json.loads(resp.read())
         except (OSError, ValueError) as exc:
             self.progress(f"warning: GET {path} failed: {exc}")

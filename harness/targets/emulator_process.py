@@ -8,9 +8,12 @@ Starts `sys.executable -m harness emulate --port 0 ...`, waits for the `READY ht
 line, and on exit sends SIGTERM and waits (SIGKILL after a grace period). Stdlib only, so it is
 safe to import from Locust/gevent tests too.
 
-The child starts with SIGINT at its default, whatever this process has: a test run from a
-background shell (or CI) ignores SIGINT, and SIG_IGN would pass on through exec, so a Ctrl-C or
-a test's SIGINT would not reach the emulator.
+The child runs in its own session (process group): a Ctrl-C at the terminal reaches only the
+harness, which stops its users first (in-flight requests are then `cancelled`, not errors of a
+server that was killed under them), writes its report, and only then stops the emulator. On Linux
+the child also gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a killed harness leaves no
+emulator behind. Its SIGINT is reset to the default, whatever this process has: a test run from a
+background shell (or CI) ignores SIGINT, and SIG_IGN would pass on through exec.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +34,19 @@ _ROOT = Path(__file__).resolve().parents[2]
 def default_sigint() -> None:
     """Popen preexec_fn: SIGINT back to SIG_DFL in the child (an inherited SIG_IGN would stay)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def child_setup() -> None:
+    """Popen preexec_fn of children we own: default SIGINT, SIGTERM when the parent dies."""
+    default_sigint()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 class EmulatorProcess:
@@ -63,7 +80,8 @@ class EmulatorProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env, cwd=str(_ROOT), preexec_fn=default_sigint)
+                                     env=env, cwd=str(_ROOT), preexec_fn=child_setup,
+                                     start_new_session=True)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         lines: list[str] = []
         result: list[str] = []
@@ -79,7 +97,18 @@ class EmulatorProcess:
         reader.start()
         reader.join(self.timeout)
         if not result:
+            code = self.proc.poll()
+            if code is None and not reader.is_alive():  # stdout closed: the process is exiting
+                try:
+                    code = self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    code = None
             self.stop()
+            if code is not None:  # it exited: say why in its own last line (argparse, a bad profile)
+                time.sleep(0.2)  # let the stderr reader take the last lines
+                last = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+                why = last[-1] if last else "no output"
+                raise RuntimeError(f"the emulator exited with code {code}: {why}")
             raise RuntimeError(f"emulator did not become ready in {self.timeout}s; stdout={''.join(lines)!r} "
                                f"stderr={self.stderr[-2000:]!r}")
         self.url = result[0]

@@ -174,6 +174,34 @@ def _clean_up(text: str) -> str:
     return text
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint accepts a TCP connection within `timeout` (name lookup included:
+    it runs in a thread, as getaddrinfo has no timeout of its own). HF_HUB_OFFLINE: False."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    parts = urlsplit(constants.ENDPOINT)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(ok)
+
+
 def _hub_files(repo_id: str) -> Path:
     """tokenizer.json (required) and, when present, tokenizer_config.json and chat_template.jinja
     of a Hub repository, in the local Hugging Face cache; the directory that holds them."""
@@ -183,13 +211,16 @@ def _hub_files(repo_id: str) -> Path:
     hub_log = logging.getLogger("huggingface_hub")
     level = hub_log.level
     hub_log.setLevel(logging.ERROR)  # its retry warnings: the failure is reported in one line
+    # Without a network the Hub client retries for tens of seconds before it looks in the cache:
+    # a 3 s look at the endpoint decides first (only the cache, when it does not answer).
+    local = not _hub_reachable()
     try:
-        path = Path(hf_hub_download(repo_id, "tokenizer.json"))
+        path = Path(hf_hub_download(repo_id, "tokenizer.json", local_files_only=local))
         for name in ("tokenizer_config.json", "chat_template.jinja"):
             try:
-                hf_hub_download(repo_id, name)
-            except EntryNotFoundError:
-                pass
+                hf_hub_download(repo_id, name, local_files_only=local)
+            except (EntryNotFoundError, FileNotFoundError, OSError):
+                pass  # optional files; an offline cache may lack them
     finally:
         hub_log.setLevel(level)
     return path.parent

@@ -1,7 +1,7 @@
 """Locust's own scale-out: a master and two workers (subprocesses) run locustfiles/sweep.py against the
 emulator's fast profile. The master runs the shape and broadcasts each step tag; the workers' records
-must carry it, and `python -m harness report` must rebuild both steps from the shared records dir
-(the run log run.jsonl from the master, records-*.jsonl from each worker)."""
+must carry it; the workers send their records to the master, which writes records-<worker>.jsonl
+and the run log into its records dir, and `python -m harness report` must rebuild both steps from it."""
 
 from __future__ import annotations
 
@@ -204,3 +204,25 @@ def test_report_rebuilds_both_steps(run: tuple[Path, float]) -> None:
         assert int(row["ok"]) > 0 and int(row["failed"]) == 0, row
         assert float(row["ttft_p50_s"]) > 0 and float(row["throughput_tps"]) > 0, row
         assert 15 <= float(row["mean_output_tokens"]) <= 20, row
+
+
+def test_master_prints_the_progress_line_not_the_stats_table(run: tuple[Path, float]) -> None:
+    records, _ = run
+    log = (records.parent / "logs" / "master.log").read_text()
+    assert "step 1/2 · 2 users" in log and "step 2/2 · 4 users" in log, log[-3000:]
+    assert log.count("Aggregated") <= 2, log[-3000:]  # the final summary only, not a table every 2 s
+
+
+def test_records_reach_the_masters_directory_with_clock_offsets(run: tuple[Path, float]) -> None:
+    """The workers write nothing themselves (worker_records = master): every record file was written
+    by the master from what the workers sent, and the run log lists each worker's clock offset."""
+    records, _ = run
+    assert not [p for p in records.iterdir() if p.is_dir()], sorted(records.iterdir())
+    manifest, _ = read_run_log(records)
+    assert manifest is not None
+    workers = manifest["workers"]
+    assert len(workers) == 2, workers
+    names = sorted(p.name for p in records.glob("records-*.jsonl"))
+    assert names == sorted("records-" + w.replace(":", "-") + ".jsonl" for w in workers)
+    for info in workers.values():
+        assert info["clock"]["exchanges"] >= 8 and info["clock"]["uncertainty_s"] >= 0, info

@@ -80,8 +80,16 @@ def test_sweep_starts_the_server_container_and_removes_it(client, emulator_image
     assert (run_dir / "server.log").read_text().count("READY") == 1
     summary = (run_dir / "summary.csv").read_text()
     assert summary.strip(), "empty summary"
-    records = [json.loads(line) for p in run_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
+    records = [json.loads(line) for p in run_dir.glob("records-*.jsonl")
+               for line in p.read_text().splitlines()]
     assert any(r.get("error_type") is None for r in records)
+    # the server's side: /metrics scraped, and the image's neuron-monitor stand-in run by docker exec
+    telemetry = manifest["telemetry"]
+    assert telemetry["prometheus"]["scrapes"] > 0
+    assert telemetry["neuron"]["reports"] > 0, telemetry["neuron"]
+    assert telemetry["neuron"]["hardware"]["neuron_device_type"] == "emulated"
+    md = (run_dir / "summary.md").read_text()
+    assert "NeuronCore utilization" in md and "Server batch size" in md
     assert client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"}) == []
     assert_no_secret(run_dir)
     assert SECRET not in proc.stdout + proc.stderr

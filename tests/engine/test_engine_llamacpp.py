@@ -46,7 +46,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
     with open(log, "w") as out:
         server = subprocess.Popen(
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-np", "4", "-t", "1",
-             "-c", "8192", "--no-webui"],
+             "-c", "8192", "--no-webui", "--metrics"],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -106,6 +106,45 @@ def test_completions_stream_records(engine: str) -> None:
         # (an EOS streams as ""), so by its shape it counts
         assert rec.output_tokens == 25
         _check_timing(rec)
+
+
+# The client's ITL, (E2E − TTFT) ÷ (N − 1) per request, against llama.cpp's own
+# predicted_per_token_ms, predicted_ms ÷ (predicted_n − 1): the same decode intervals measured at
+# the two ends. The client's N counts the role-only first chunk (sent with the first token), so it
+# divides 23 intervals of a 24-token answer by 24: ~4 % lower (measured by hand: 21.9 vs 22.9 ms,
+# 51.3 vs 53.6 ms). It also holds the network and the client's wake-ups, so: within 10 % (or 2 ms).
+ITL_TOLERANCE = (0.10, 0.002)
+
+
+def test_server_metrics_and_timings_join_the_sweep(engine: str, tmp_path: Path) -> None:
+    """`llama-server --metrics`: the report's server rows come from its /metrics, and each record
+    carries the request's own timings from the final chunk."""
+    from harness.analysis import metrics
+    from harness.report.build import build_report
+    from harness.report.inputs import load_records
+
+    cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "2",
+           "--warmup-min-s", "1", "--measure-min-s", "5", "--input-mean", "60", "--input-stddev", "0",
+           "--output-mean", "24", "--output-stddev", "0", "--ignore-eos", "--scrape-every-s", "0.5",
+           "--results-dir", str(tmp_path), "--run-id", "telemetry", "--quiet", "--no-plots"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "telemetry"
+    (step,), md = build_report(run, write=False, with_plots=False)
+    v = step.server
+    assert v is not None and v.scrapes >= 5
+    assert v.sources["batch"] == "llamacpp:requests_processing" and 0 < v.batch_mean <= 2 == v.batch_max
+    assert v.sources["queue"] == "llamacpp:requests_deferred"
+    assert v.timings["time_per_token"].count > 0 and v.timings["time_per_token"].mean > 0
+    assert "Server batch size" in md and "Server time per token" in md
+    records = [r for r in load_records(run) if r.ok]
+    assert records and all(r.server_timings and r.server_request_id for r in records)
+    assert all(r.server_timings["predicted_n"] == 24 for r in records)
+    for r in records:
+        client = metrics.itl_s(r)
+        server = r.server_timings["predicted_per_token_ms"] / 1000
+        rel, floor = ITL_TOLERANCE
+        assert abs(client - server) <= max(rel * server, floor), (client, server, r.request_id)
 
 
 def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> None:

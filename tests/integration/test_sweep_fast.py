@@ -208,14 +208,15 @@ def test_summary_equals_independent_computation(run: Path) -> None:
 
 
 def test_records_and_run_log_alone_rebuild_every_report_file(run: Path, tmp_path: Path) -> None:
-    """`harness report DIR` on a copy holding only records-*.jsonl and run.jsonl writes every
-    report file identical to what the run wrote."""
+    """`harness report DIR` on a copy holding only records-*.jsonl, run.jsonl and the scraped server
+    metrics (server_metrics.jsonl) writes every report file identical to what the run wrote."""
     import shutil
 
-    derived = ("manifest.json", "steps.json", "summary.md", "summary.csv", "records.parquet", "report.html")
+    derived = ("manifest.json", "steps.json", "summary.md", "summary.csv", "records.parquet", "report.html",
+               "server_metrics.parquet")
     copy = tmp_path / "copy"
     copy.mkdir()
-    for p in [*run.glob("records-*.jsonl"), run / "run.jsonl"]:
+    for p in [*run.glob("records-*.jsonl"), run / "run.jsonl", run / "server_metrics.jsonl"]:
         shutil.copy(p, copy / p.name)
     proc = subprocess.run([sys.executable, "-m", "harness", "report", str(copy)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

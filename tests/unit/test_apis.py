@@ -205,3 +205,18 @@ def test_given_host_and_accept_replace_ours(server):
     lines = srv.requests[0][0].decode().split("\r\n")
     assert [ln for ln in lines if ln.lower().startswith("host:")] == ["host: api.example"]
     assert [ln for ln in lines if ln.lower().startswith("accept:")] == ["accept: */*"]
+
+
+def test_server_timing_headers_and_request_id_join_the_outcome():
+    """TGI's timing headers (ms) and a request id header; the stream's own timings win a clash."""
+    from harness.client.apis import _server_facts
+    from harness.client.streams import Outcome
+
+    out = Outcome(server_timings={"prompt_ms": 5.0})
+    _server_facts({"x-queue-time": "12", "x-time-per-token": "7", "x-inference-time": "bad",
+                   "x-request-id": "abc"}, out)
+    assert out.server_timings == {"x-queue-time": 12.0, "x-time-per-token": 7.0, "prompt_ms": 5.0}
+    assert out.server_request_id == "abc"
+    none = Outcome()
+    _server_facts({"x-compute-type": "gpu+optimized"}, none)
+    assert (none.server_timings, none.server_request_id) == (None, None)

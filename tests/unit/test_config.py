@@ -35,7 +35,7 @@ def test_defaults() -> None:
     # a window of measured requests (enough that p99 is not simply the maximum), with a time cap
     assert st.measure.min_requests == 100 and st.measure.max_s == 900
     assert st.cooldown_max_s == c.request.timeout_s + 5  # every request sent in the window ends by then
-    assert c.request.api == "generate_stream" and c.target.price_per_hour is None
+    assert c.request.api is None and c.target.price_per_hour is None  # None: chosen by the pre-flight
 
 
 def test_shipped_scenarios_are_valid_and_found_by_name() -> None:

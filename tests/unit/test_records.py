@@ -53,3 +53,31 @@ def test_record_after_close_is_written_not_dropped(tmp_path):
     writer.extend([make_record(3)])
     assert [r.request_id for r in read_records(path)] == ["r1", "r2", "r3"]
     assert writer.closed and writer.written == 3
+
+
+def test_records_without_server_fields_still_load_and_new_ones_round_trip(tmp_path):
+    """Records written before server_timings/server_request_id existed load with None."""
+    old = make_record(1).to_json()
+    data = json.loads(old)
+    del data["server_timings"], data["server_request_id"]
+    new = make_record(2, server_timings={"x-queue-time": 3.0}, server_request_id="req-2")
+    path = tmp_path / "records-old.jsonl"
+    path.write_text(json.dumps(data) + "\n" + new.to_json() + "\n")
+    a, b = read_records(path)
+    assert (a.server_timings, a.server_request_id) == (None, None)
+    assert (b.server_timings, b.server_request_id) == ({"x-queue-time": 3.0}, "req-2")
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog) -> None:
+    import logging
+
+    from support.records import make_record
+
+    from harness.records.record import read_records
+
+    path = tmp_path / "records-h-1.jsonl"
+    path.write_text(make_record(0).to_json() + "\n" + make_record(1).to_json()[:40])
+    with caplog.at_level(logging.WARNING):
+        records = read_records(path)
+    assert [r.request_id for r in records] == ["r0"]
+    assert "skipped 1 torn line" in caplog.text and str(path) in caplog.text

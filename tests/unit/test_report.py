@@ -190,3 +190,44 @@ def test_report_html_carries_table_plots_definitions_and_manifest_escaped(tmp_pa
         assert shown == (row.metric not in OPEN_LOOP_METRICS), row.label
     assert html.count("data:image/png;base64,") >= 6 and "<h2>Manifest</h2>" in html
     assert "&#34;price_per_hour&#34;" in html or "&quot;price_per_hour&quot;" in html
+
+
+def test_distributed_flags_lost_worker_and_uncertain_clock(tmp_path: Path) -> None:
+    """A step a worker was lost in says so; a worker clock known only to ±0.5 s flags a 30 s window
+    (max_clock_uncertainty 1 %), one known to ±0.5 ms does not."""
+    run = make_run(tmp_path)
+    manifest, steps = runlog.read_run_log(run)
+    assert manifest is not None and steps is not None
+    steps[1]["degraded"] = ["degraded: lost worker h:9"]
+    runlog.write_steps(run, steps)
+    runlog.write_end(run, workers={"h:1": {"clock": {"offset_s": 0.2, "uncertainty_s": 0.5}}})
+    got, _ = report.build_report(run, write=False)
+    assert "degraded: lost worker h:9" in got[1].flags
+    assert not any("lost worker" in f for f in got[0].flags)
+    assert any(f.startswith("clock uncertain (±500 ms in a 30 s window)") for f in got[1].flags)
+    runlog.write_end(run, workers={"h:1": {"clock": {"offset_s": 0.2, "uncertainty_s": 0.0005}}})
+    got, _ = report.build_report(run, write=False)
+    assert not any(f.startswith("clock uncertain") for s in got for f in s.flags)
+
+
+def test_each_workers_clock_records_and_health_are_in_the_report(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    _, md = report.build_report(run, write=False)
+    assert "Workers (distributed run)" not in md  # one process: no such section
+    manifest, steps = runlog.read_run_log(run)
+    assert steps is not None
+    steps[1]["client"]["workers"] = {"node-a": {"cpu_percent": 97.0, "sched_lag_p99_ms": 80.0},
+                                     "node-b": {"cpu_percent": 12.0, "sched_lag_p99_ms": 1.5}}
+    runlog.write_steps(run, steps)
+    runlog.write_end(run, workers={
+        "h:1": {"node": "node-a", "clock": {"offset_s": 0.0012, "uncertainty_s": 0.0004},
+                "records_received": 20, "lost": []},
+        "h:2": {"node": "node-b", "clock": None, "records_received": 11,
+                "lost": [{"lost_at": 10.0, "back_at": None}]},
+    })
+    report.build_report(run, with_plots=False)
+    md = (run / "summary.md").read_text()
+    assert "| h:1 | +1.20 ± 0.40 | 20 | — | – / – | 97 / 80.0 |" in md, md
+    assert "| h:2 | – | 11 | gone | – / – | 12 / 1.5 |" in md, md
+    html = (run / "report.html").read_text()
+    assert "<h2>Workers</h2>" in html and "+1.20 ± 0.40" in html

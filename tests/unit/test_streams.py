@@ -157,3 +157,24 @@ def test_http_error_bodies():
     assert http_error(500, b"<html>boom</html>")[0] == "http_500"
     assert http_error(400, b'{"error":{"message":"bad","type":"invalid_request_error"}}')[0] == (
         "invalid_request_error")  # fmt: skip
+
+
+def test_llamacpp_final_chunk_timings_and_id_reach_the_outcome():
+    """llama-server puts its own timings of the request in the chunk that carries finish_reason."""
+    final = (
+        b'data: {"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1,'
+        b'"id":"chatcmpl-abc","model":"m","object":"chat.completion.chunk","usage":{"completion_tokens":3,'
+        b'"prompt_tokens":9,"total_tokens":12},"timings":{"prompt_n":9,"prompt_ms":12.5,'
+        b'"prompt_per_token_ms":1.39,"predicted_n":3,"predicted_ms":30.0,"predicted_per_token_ms":10.0,'
+        b'"predicted_per_second":100.0}}\n\n'
+    )
+    s = OpenAIStream(100.0)
+    feed_all(s, chat_events(3)[:-2] + [final, b"data: [DONE]\n\n"])
+    out = s.finish(True)
+    assert out.error_type is None
+    assert out.server_timings["predicted_per_token_ms"] == 10.0 and out.server_timings["prompt_ms"] == 12.5
+    assert out.server_request_id == "chatcmpl-abc"
+    plain = OpenAIStream(100.0)
+    feed_all(plain, chat_events(3))
+    out = plain.finish(True)
+    assert out.server_timings is None and out.server_request_id is None  # TGI's chat chunks: id ""

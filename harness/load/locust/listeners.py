@@ -9,8 +9,11 @@
   (custom options travel that way), before the worker's test_start. So every process of a run,
   on every host, reads the same RunConfig.
 - That process writes the run log's header (harness.records.runlog) when a test starts and the
-  steps when it stops; workers take the step tag from the master and send it their client
-  health every second (custom messages).
+  steps when it stops, then the report and the exact summary (harness.load.locust.endofrun);
+  workers take the step tag from the master and send it their client health every second
+  (custom messages).
+- Every process that sends requests runs one ClientMonitor, which also logs the live client-bound
+  warning during a test; `--stop-after-requests` is harness.load.locust.stopafter.
 """
 
 from __future__ import annotations
@@ -29,21 +32,26 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.client.transport import stamp_source
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.model import RunConfig
-from harness.config.settings import add_arguments, from_namespace
+from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
-from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY
+from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
+from harness.load.locust import endofrun, preflight_rim, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
+from harness.load.locust.shipping import MasterReceiver, WorkerShipper
 from harness.load.locust.users import off_loop, our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
+from harness.report import atomic
 from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
 LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
+LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
+_environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
 def register(events: Any) -> None:
@@ -54,8 +62,11 @@ def register(events: Any) -> None:
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
+    events.spawning_complete.add_listener(_on_spawned)
     events.quitting.add_listener(_on_quitting)
+    events.quit.add_listener(endofrun.print_pending)
     PlanShape.before_test = staticmethod(prepare_test)
 
 
@@ -64,7 +75,7 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     parser.add_argument("--scenario", env_var="HARNESS_SCENARIO", default=None,
                         help="scenario TOML file or a shipped name (default, seed); "
                              "scenario file < HARNESS_* < these options")
-    add_arguments(parser, skip=LOCUST_OWN, locust=True, web_ui=WEB_UI_SECTIONS)
+    add_arguments(parser, skip=LOCUST_OWN + LOCUST_ROLE, locust=True, web_ui=WEB_UI_SECTIONS)
     parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
@@ -75,24 +86,25 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     if given:
         return RunConfig.model_validate_json(given)
     path = getattr(opts, "scenario", None)
-    cli = from_namespace(opts, skip=LOCUST_OWN)
+    # The web form sends every custom field; an empty one (an option without a default) is "not given".
+    cli = {k: v for k, v in from_namespace(opts, skip=LOCUST_OWN + LOCUST_ROLE).items() if v != ""}
     if environment.host:
         cli["url"] = environment.host
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
     cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
-    if discover and cfg.target.url and cfg.request.api != "generate_stream" and not cfg.request.model_name:
-        ident = identify(cfg.target.url, request_headers(cfg.request, os.environ), timeout=10)
-        name = ident.model_name_to_send(None)
-        cfg = cfg.model_copy(update={"request": cfg.request.model_copy(update={"model_name": name})})
+    if discover and cfg.target.url and (cfg.request.api is None or not cfg.request.model_name):
+        cfg = preflight_rim.choose(environment, cfg)  # API and model from the server (its /info)
     return cfg
 
 
 def _on_init(environment: Any, **_kw: Any) -> None:
+    _environments.append(environment)
     runner = environment.runner
+    stopafter.register_messages(runner)
     if isinstance(runner, WorkerRunner):
-        _worker_messages(runner)
+        _worker_messages(environment, runner)
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
     try:
@@ -103,23 +115,61 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
+    preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
+    _progress_instead_of_stats(environment, cfg)
+    webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
         runner.register_message(HEALTH_KEY, _health_received)
+        environment.harness_receiver = MasterReceiver(runner)
     else:
+        environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
 
-def _worker_messages(runner: Any) -> None:
+def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
+    """A headless locustfile run of our shape (a master, typically) prints the sweep's progress line
+    every output.progress_every_s instead of Locust's stats table every 2 s (`--print-stats` keeps
+    the table). `python -m harness sweep` prints its own."""
+    opts = environment.parsed_options
+    shape = environment.shape_class
+    if (opts is None or not getattr(opts, "headless", False) or getattr(opts, "print_stats", False)
+            or not isinstance(shape, PlanShape) or getattr(environment, "harness_sweep", False)
+            or cfg.output.quiet):
+        return
+    opts.only_summary = True  # read by locust.main right after init
+
+    def show() -> None:
+        while True:
+            gevent.sleep(cfg.output.progress_every_s)
+            line = shape.progress()
+            if line is not None:
+                print(line, flush=True)
+
+    gevent.spawn(show)
+
+
+def _worker_messages(environment: Any, runner: Any) -> None:
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
-        runstate.set_step(*msg.data)  # step, users, phase[, drivers]
+        step, users, phase, *rest = msg.data  # [step, users, phase, drivers, start_wall]
+        drivers = rest[0] if rest else 1
+        start_wall = rest[1] if len(rest) > 1 else None
+        if start_wall is not None:  # the master's clock: the open-loop schedules' anchor on ours
+            start_wall -= shared.clock_offset_s
+        runstate.set_step(step, users, phase, drivers, start_wall)
 
     runner.register_message(STEP_MESSAGE, set_tag)
-    monitor = ClientMonitor().start()
+    shared.is_worker = True
+    shared.shipper = WorkerShipper(runner).start()  # measures the clock offset from now on
+    monitor = environment.harness_monitor = ClientMonitor().start()
 
     def push() -> None:
         while True:
             gevent.sleep(HEALTH_EVERY_S)
             payload = monitor.drain()
+            shift = shared.clock_offset_s  # samples on the master's clock, like the records
+            for samples in payload.values():
+                for sample in samples:
+                    sample[0] += shift
             if payload["lags"] or payload["cpu"]:
                 try:
                     runner.send_message(HEALTH_KEY, payload)
@@ -130,9 +180,9 @@ def _worker_messages(runner: Any) -> None:
 
 
 def _health_received(environment: Any, msg: Any, **_: Any) -> None:
-    shape = environment.shape_class
-    if isinstance(shape, PlanShape):
-        shape.worker_health.add(str(msg.node_id), msg.data)
+    store = endofrun.worker_health(environment)
+    if store is not None:
+        store.add(str(msg.node_id), msg.data)
 
 
 def _prepare_guess(environment: Any) -> None:
@@ -167,6 +217,13 @@ def prepare_test(environment: Any) -> RunConfig:
     if not sweep:
         _write_header(environment, cfg)
     shared.configure(cfg)
+    for writer in shared.writers.values():  # the previous test's files (web UI: a new test)
+        writer.close()
+    shared.writers.clear()
+    receiver = getattr(environment, "harness_receiver", None)
+    shape = environment.shape_class
+    if receiver is not None and isinstance(shape, PlanShape):
+        shape.losses = receiver.losses
     environment.harness_test_ready = True
     return cfg
 
@@ -181,10 +238,24 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         else:
             cfg = prepare_test(environment)
         environment.harness_test_ready = False  # consumed: the next test resolves afresh
+        environment.harness_test_started = True  # Locust fires test_stop at quit even without a test
+        stopafter.arm(environment, cfg.request.stop_after_requests)
+        monitor = getattr(environment, "harness_monitor", None)
+        environment.harness_clock = None
+        if not isinstance(environment.shape_class, PlanShape):  # Locust's own user count
+            users = int(getattr(runner, "target_user_count", 0) or getattr(environment.parsed_options,
+                                                                           "num_users", 0) or 0)
+            environment.harness_clock = endofrun.PlainRunClock(runner, monitor)
+            environment.harness_clock.start(users)
+        _start_telemetry(environment, cfg)
         if isinstance(runner, MasterRunner):
             return
     else:
         cfg = resolve_config(environment)
+        mode = cfg.distributed.worker_records
+        shipper = getattr(shared, "shipper", None)
+        shared.forward = shipper.put if shipper is not None and mode != "local" else None
+        shared.keep_local = mode != "master"
     if shared.preparing is not None:
         shared.preparing.join()
         shared.preparing = None
@@ -193,7 +264,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         request_headers(cfg.request, os.environ)
     except ValueError as exc:  # every user will fail at on_start: say it once, plainly
         log.error("no request will be sent: %s", exc)
-    shared.open_writer()
+    if shared.keep_local or shared.forward is None:
+        shared.open_writer()
+    if not getattr(environment, "harness_sweep", False):
+        preflight_rim.guard_storms(environment, cfg)
     # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
     # keeps the collector's full passes (which stop every greenlet) short during the test.
     gc.freeze()
@@ -202,6 +276,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
+    _watch(environment, cfg)  # after the pools are built: building them is not the test's load
 
 
 def _write_header(environment: Any, cfg: RunConfig) -> None:
@@ -214,22 +289,81 @@ def _write_header(environment: Any, cfg: RunConfig) -> None:
     manifest = build_manifest(cfg, out.name, server, stamp_source(cfg.request.stamps, url),
                               source=f"locustfile ({getattr(environment.parsed_options, 'scenario', None)})")
     runlog.write_header(out, manifest)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    atomic.write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
     print(f"records and run log: {out}", file=sys.stderr, flush=True)
 
 
-def _on_test_stop(environment: Any, **_kw: Any) -> None:
-    if shared.writer is not None:
-        shared.writer.flush()
-    shape = environment.shape_class
-    if isinstance(environment.runner, WorkerRunner) or not isinstance(shape, PlanShape):
+def _watch(environment: Any, cfg: RunConfig) -> None:
+    """The live client-bound warning of this test, in the process that sends the requests."""
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = LiveWatch(cfg.flags.max_client_cpu_percent, cfg.flags.max_sched_lag_ms)
+
+
+def _ours_to_report(environment: Any) -> bool:
+    """This process ends the test's run log (local runner or master), unless the sweep CLI does,
+    and a test did start (Locust fires test_stop when it quits without one, from the web UI)."""
+    sweep = getattr(environment, "harness_sweep", False)
+    started = getattr(environment, "harness_test_started", False)
+    return started and not isinstance(environment.runner, WorkerRunner) and not sweep
+
+
+def _on_spawned(user_count: int, **_kw: Any) -> None:
+    for environment in _environments:
+        clock = getattr(environment, "harness_clock", None)
+        if clock is not None:
+            clock.spawned(user_count)
+
+
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    """Before Locust stops the users: the window ends now, not when their requests are cancelled."""
+    if _ours_to_report(environment):
+        endofrun.steps_at_stop(environment)
+
+
+def _start_telemetry(environment: Any, cfg: RunConfig) -> None:
+    """Scrape the server's Prometheus metrics for this test (the process that runs the shape)."""
+    url = environment.host or cfg.target.url
+    every = cfg.telemetry.scrape_every_s
+    if not url or every <= 0:
         return
-    if getattr(environment, "harness_sweep", False):
-        return  # the sweep writes its own steps after the run
-    shape.stop_clock()
-    runlog.write_steps(run_dir(shared.config), shape.steps_json())
+    try:
+        headers = request_headers(cfg.request, os.environ)
+    except ValueError:
+        headers = {}
+    from harness.load.locust.scraper import PrometheusScraper
+
+    target = url.rstrip("/") + "/" + cfg.telemetry.metrics_path.lstrip("/")
+    environment.harness_scraper = PrometheusScraper(target, run_dir(cfg), every, headers).start()
+
+
+def _stop_telemetry(environment: Any) -> None:
+    scraper = getattr(environment, "harness_scraper", None)
+    if scraper is None:
+        return
+    environment.harness_scraper = None
+    runlog.write_end(run_dir(shared.config), telemetry={"prometheus": scraper.stop()})
+
+
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    shared.flush()
+    monitor = getattr(environment, "harness_monitor", None)
+    if monitor is not None:
+        monitor.watch = None
+    receiver = getattr(environment, "harness_receiver", None)
+    if receiver is not None and getattr(environment, "harness_test_started", False):
+        # master: every live worker's last records first
+        receiver.drain()
+        runlog.write_end(run_dir(shared.config), workers=receiver.workers_json())
+    if not isinstance(environment.runner, WorkerRunner):
+        _stop_telemetry(environment)
+    if not _ours_to_report(environment):
+        return
+    environment.harness_test_started = False
+    runlog.write_steps(run_dir(shared.config), endofrun.steps_at_stop(environment))
     if shared.prompt_stats:  # a local runner built the prompts itself (workers keep their own)
         runlog.write_end(run_dir(shared.config), prompts=shared.prompt_stats)
+    endofrun.report_at_stop(environment)
 
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:

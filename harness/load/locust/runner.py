@@ -1,5 +1,10 @@
 """The sweep's in-process Locust run: a local runner driven by SweepShape, with Locust's CSV/HTML
 (its live view) written beside the records, and the progress line fed from the record sink.
+
+With `[distributed] workers = N` this process is the master (a MasterRunner; the workers are N
+local child processes, or remote ones with `master = true`, harness.load.locust.cluster): the
+workers send their records here, so the sink, the progress line and the run directory are the
+same as in one process.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from locust.log import setup_logging
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from harness.config.model import RunConfig
+from harness.load.locust import cluster, guard, interrupts
 from harness.load.locust.listeners import register
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import SweepShape
 from harness.load.locust.users import shared, user_class
-from harness.load.progress import progress_line
+from harness.report import atomic
 
 
 def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
@@ -36,20 +42,34 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     opts.harness_config = cfg.model_dump_json()
     setup_logging(opts.loglevel)
     shape = SweepShape()
-    shape.monitor = ClientMonitor().start()
     shared.configure(cfg)
     # No stop timeout: the last step's cool-down already waited for every request its window counts
     # (harness.analysis.attribution); the ones still in flight were sent in the cool-down.
+    d = cfg.distributed
+    # ApiUser follows request.api: the same class name on the master and every worker (Locust
+    # dispatches users to workers by class name)
     env = Environment(
-        user_classes=[user_class(cfg.request.api)],
+        user_classes=[user_class(None) if d.workers else user_class(cfg.request.api)],
         shape_class=shape,
         events=events,
         host=url,
         parsed_options=opts,
     )
     env.harness_sweep = True
-    runner = env.create_local_runner()
+    procs: list = []
+    if d.workers:
+        port = d.master_port if d.master else cluster.free_port()
+        runner = env.create_master_runner("*" if d.master else "127.0.0.1", port)
+        if d.master:
+            print(f"master: waiting for {d.workers} workers on port {port} (on each: python -m "
+                  f"harness sweep --worker --master-host THIS_HOST --master-port {port})", flush=True)
+        else:
+            procs = cluster.start_local_workers(d.workers, port)
+    else:
+        runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
+    # the listeners' monitor of this process (it also gives the live client-bound warning)
+    shape.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
     history = gevent.spawn(stats_history, runner)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
     csv_greenlet = gevent.spawn(csv_writer.stats_writer)
@@ -57,32 +77,35 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     def show() -> None:
         while True:
             gevent.sleep(cfg.output.progress_every_s)
-            plan, tick = shape.plan, shape.plan.current() if shape.plan else None
-            if tick is None or plan is None:
-                continue
-            now = shape.get_run_time()
-            span = plan.spans[-1]
-            line = progress_line(
-                tick.step,
-                tick.steps,
-                tick.users,
-                tick.phase,
-                now - span.start,
-                shared.live.steps.get(tick.step),
-                plan.time_left(now),
-            )
-            print(line, flush=True)
+            line = shape.progress()
+            if line is not None:
+                print(line, flush=True)
 
     printer = gevent.spawn(show) if not cfg.output.quiet else None
     if shared.preparing is not None:  # prompt pools are built before the clock starts
         shared.preparing.join()
+    shape.interrupted = False
+    guard.start(env, cfg.request.timeout_s)
+    hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     try:
+        if d.workers:
+            cluster.wait_for_workers(runner, d.workers, d.connect_timeout_s, procs)
         runner.start_shape()
         runner.greenlet.join()
     except KeyboardInterrupt:
-        print("interrupted: stopping users and writing what was measured", file=sys.stderr)
+        # First Ctrl-C: users stop (their in-flight requests are recorded `cancelled`), the report
+        # is written from what was recorded. A second one exits at once (interrupts.py).
+        shape.interrupted = True
+        interrupts.second_exits_at_once(shared.writer)
+        print("interrupted: stopping users and writing what was measured (Ctrl-C again: exit now)",
+              file=sys.stderr, flush=True)
+        if d.workers:  # the workers' users first, so their last records reach the drain (test_stop)
+            runner.stop()
         runner.quit()
     finally:
+        shape.storm = guard.verdict()
+        guard.stop()
         shape.stop_clock()
         if printer is not None:
             printer.kill(block=False)
@@ -91,8 +114,10 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
         csv_greenlet.kill()
         history.kill(block=False)
         csv_writer.close_files()
-        (run_dir / "locust.html").write_text(get_html_report(env, show_download_link=False))
+        atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
+        if procs:
+            cluster.stop_workers(procs)
     return shape
 
 

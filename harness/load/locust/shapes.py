@@ -21,6 +21,7 @@ is complete.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -28,10 +29,12 @@ from locust import LoadTestShape
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
 from harness.load import runstate
+from harness.load.distributed import degraded_steps
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
 from harness.load.plan import SweepPlan, fixed_plan
+from harness.load.progress import progress_line
 
 STEP_MESSAGE = "harness_step"
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
@@ -56,9 +59,12 @@ class PlanShape(LoadTestShape):
         self._cpu_at: list[float | None] = []  # CPU seconds at the start of each span
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
+        self.losses: list[dict[str, Any]] = []  # master only: workers lost (shipping.MasterReceiver)
         self._cpu_end: float | None = None
+        self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
         self._new_test = True
+        self._cut_short: int | None = None  # the step whose window stop_clock closed early
 
     def make_plan(self) -> SweepPlan:
         raise NotImplementedError
@@ -77,6 +83,8 @@ class PlanShape(LoadTestShape):
             self._cpu_at.clear()
             self._worker_cpu.clear()
             self._cpu_end = None
+            self._done_at = None
+            self._cut_short = None
         self._ticked = False
 
     def completed(self) -> int:
@@ -139,7 +147,8 @@ class PlanShape(LoadTestShape):
             self.plan = self.make_plan()
             self.runner.environment.events.spawning_complete.add_listener(self._on_spawned)
             if self.monitor is None:  # a locustfile run (web UI, headless, master): watch this process
-                self.monitor = ClientMonitor().start()
+                env = self.runner.environment
+                self.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
         if self._wall0 is None:
             self._wall0 = time.time() - self.get_run_time()
         now = self.get_run_time()
@@ -153,9 +162,13 @@ class PlanShape(LoadTestShape):
             usage = max(w.cpu_usage for w in self.runner.clients.values())
             self._worker_cpu.append((time.time(), usage))
         if tick is None:
-            self._cpu_end = cpu
-            last = self.plan.spans[-1]
-            self._tag(last.step, last.users, "done")
+            if self._done_at is None:
+                self._done_at = time.monotonic()
+                self._cpu_end = cpu
+                last = self.plan.spans[-1]
+                self._tag(last.step, last.users, "done")
+            if self._workers_still_running():
+                return 0, 1000.0
             return None
         users = self._target(tick)
         # an open-loop step's schedules run on its ramp's start (when its drivers are started)
@@ -164,6 +177,17 @@ class PlanShape(LoadTestShape):
         self._tag(tick.step, tick.step_users, tick.tag, self.drivers(), self._wall0 + start)
         # an open-loop step's drivers start at once
         return users, tick.spawn_rate if users == tick.users else max(tick.spawn_rate, float(users))
+
+    def _workers_still_running(self) -> bool:
+        """Distributed: the sweep's end first stops every worker's users (their last requests end
+        as records, which reach the master before it drains the workers): Locust's headless quit
+        would otherwise stop the master before the workers, and their last records would be lost."""
+        return (
+            isinstance(self.runner, MasterRunner)
+            and self.runner.user_count > 0
+            and self._done_at is not None
+            and time.monotonic() - self._done_at < WORKERS_SPAWN_MAX_S
+        )
 
     def drivers(self) -> int:
         """Load generators that share an open-loop step's rate: the workers, or this process."""
@@ -185,11 +209,34 @@ class PlanShape(LoadTestShape):
         if isinstance(self.runner, MasterRunner):
             self.runner.send_message(STEP_MESSAGE, [step, users, phase, drivers, start_wall])
 
+    def progress(self) -> str | None:
+        """The sweep's progress line now (None before the plan's first tick or after its end);
+        the live figures come from the record sink (`shared.live`), a master's too."""
+        plan = self.plan
+        tick = plan.current() if plan else None
+        if tick is None or plan is None:
+            return None
+        now = self.get_run_time()
+        return progress_line(tick.step, tick.steps, tick.users, tick.phase, now - plan.spans[-1].start,
+                             shared.live.steps.get(tick.step), plan.time_left(now))
+
     def stop_clock(self) -> None:
-        """Close an open span (a run stopped by hand or by Ctrl-C) at the current time."""
+        """Close an open span (a run stopped by hand or by Ctrl-C) at the current time; a
+        measurement window whose rule had not ended (a finite one) is marked cut short."""
         if self.plan and self.plan.spans and self.plan.spans[-1].end is None:
-            self.plan.spans[-1].end = self.get_run_time()
+            span = self.plan.spans[-1]
+            span.end = self.get_run_time()
+            if span.phase == "measure" and math.isfinite(self.plan.steps[span.step].measure.max_s):
+                self._cut_short = span.step
             self._cpu_end = self.monitor.cpu_seconds() if self.monitor else None
+
+    def wall_spans(self) -> list[tuple[int, int, str, float, float | None]]:
+        """Every phase so far as (step, users, phase, start, end or None) on the wall clock."""
+        if self.plan is None or self._wall0 is None:
+            return []
+        w0 = self._wall0
+        return [(s.step, s.users, s.phase, w0 + s.start, None if s.end is None else w0 + s.end)
+                for s in self.plan.spans]
 
     def steps_json(self) -> list[dict[str, Any]]:
         """Each step's phases as wall-clock spans, plus the client's health during its window."""
@@ -222,6 +269,8 @@ class PlanShape(LoadTestShape):
                 "cpu_start_s": cpu_marks[i],
                 "cpu_end_s": cpu_marks[i + 1] if span.end is not None else None,
             }
+            if span.phase == "measure" and span.step == self._cut_short:
+                entry["phases"]["measure"]["cut_short"] = True
         for entry in out.values():
             m = entry["phases"].get("measure")
             if not m or m["end_wall"] is None:
@@ -238,7 +287,10 @@ class PlanShape(LoadTestShape):
                 client.setdefault("cpu_percent", None)
                 client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
-        return [out[k] for k in sorted(out)]
+        steps = [out[k] for k in sorted(out)]
+        for step, flags in degraded_steps(steps, self.losses).items():
+            out[step]["degraded"] = flags
+        return steps
 
 
 class SweepShape(PlanShape):

@@ -6,29 +6,36 @@ Users read the run's `RunConfig` (harness.config.model) from `shared.config`, wh
 (harness.load.locust.listeners) resolve once per test, on every worker the same.
 
 Live view: each request is one Locust request ("POST", route), with the end-to-end time, so the
-Aggregated row and RPS count requests once. TTFT, ITL and TOKENS/s (per request, logged once each)
+Aggregated row and RPS count requests once. TTFT and ITL (per request, logged once each, ms)
 are written straight into `environment.stats.entries` under their own request_type, NOT through
 events.request: `RequestStats.log_request` would also feed `stats.total` (the Aggregated row).
-Entries are serialized to the master with the others, so this works distributed too. "Response
-time" columns of those rows are ms for TTFT/ITL and tokens/s for TOKENS/s.
+Entries are serialized to the master with the others, so this works distributed too. Tokens/s is
+not logged there: Locust's table would show it under "(ms)" headers; the web UI's LLM tab
+(harness.load.locust.webui) shows it, from the records.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gevent
 from gevent.pool import Group
 from locust import User, constant, task
+from locust.exception import StopUser
 
 from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig, StepSpec
 from harness.load import runstate
+from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
+from harness.load.storm import Backoff
 from harness.records.record import Record, RecordWriter, worker_id
 from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec, prefix_stats
 from harness.workload.tokenizer import load_tokenizer
@@ -37,19 +44,36 @@ log = logging.getLogger(__name__)
 
 
 class Shared:
-    """Per-process state built outside the hot path: the config, prompt pools, the record sink."""
+    """Per-process state built outside the hot path: the config, prompt pools, the record sink.
+
+    `sink(record)` is where every record of this process's run arrives: the users' own (one
+    process, or a worker) and, on a master, each record a worker sent (harness.load.locust.shipping).
+    It writes one `records-<worker>.jsonl` per worker id and feeds the live view. On a worker,
+    `forward` ships the record to the master instead (`keep_local`: a local copy too), after
+    `clock_offset_s` put its send time on the master's clock.
+    """
 
     def __init__(self) -> None:
         self.config = RunConfig()
         self.worker = worker_id()
         self.writer: RecordWriter | None = None
         self.records_path: Path | None = None
+        self.writers: dict[str, RecordWriter] = {}  # a master's: one per worker that sent records
+        self.forward: Callable[[Record], None] | None = None  # a worker's: to the master
+        self.keep_local = True
+        self.clock_offset_s = 0.0
+        self.is_worker = False  # a worker's local copy goes to worker-<id>/ under the run dir ...
+        self.local_dir: str | None = None  # ... or here (`sweep --worker --records-dir DIR`)
+        self.shipper: Any = None
         self.pools: dict[tuple, PromptPool] = {}
         self.prompt_stats: dict[str, Any] = {}  # for the manifest: seeds and the prefix-sharing statistic
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
+        self.subscribers: list[Callable[[Record], None]] = []  # e.g. the web UI's LLM tab
+        self.in_flight = 0  # requests sent by this process's users and not finished yet
         self.preparing: Any = None  # greenlet started at init
-        self.steps: tuple[StepSpec, ...] = ()
+        self.watch: Any = None  # harness.load.storm.StormWatch while a test runs (guard.start)
+        self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
 
     def open_loop_step(self, step: int | None) -> StepSpec | None:
         """The step's spec when it is an open-loop (`rate`) step, else None."""
@@ -72,7 +96,11 @@ class Shared:
         return run_dir(self.config)
 
     def open_writer(self) -> RecordWriter:
-        path = self.records_dir / f"records-{self.worker.replace(':', '-')}.jsonl"
+        name = self.worker.replace(":", "-")
+        base = self.records_dir
+        if self.is_worker:
+            base = Path(self.local_dir) if self.local_dir else base / f"worker-{name}"
+        path = base / f"records-{name}.jsonl"
         if self.writer is not None and (path != self.records_path or self.writer.closed):
             self.writer.close()
             self.writer = None
@@ -98,13 +126,42 @@ class Shared:
         return pool
 
     def sink(self, record: Record) -> None:
-        writer = self.writer or self.open_writer()
-        writer.append(record)  # after close() (quitting): written at once, not dropped
+        if record.worker == self.worker:
+            if self.clock_offset_s:
+                record = replace(record, wall_start=record.wall_start + self.clock_offset_s)
+            if self.forward is not None:
+                self.forward(record)
+            writer = self.writer or self.open_writer() if self.keep_local or self.forward is None else None
+        else:  # a worker's record, received by the master
+            writer = self.writers.get(record.worker) or self.open_writer_for(record.worker)
+        if writer is not None:
+            writer.append(record)  # after close() (quitting): written at once, not dropped
         self.live.add(record)
+        if self.watch is not None:
+            self.watch.add(record)
+        for subscriber in self.subscribers:
+            subscriber(record)
+
+    def subscribe(self, fn: Callable[[Record], None]) -> None:
+        """Also hand every record of this process (a master: every record that reaches it) to `fn`."""
+        if fn not in self.subscribers:
+            self.subscribers.append(fn)
+
+    def open_writer_for(self, worker: str) -> RecordWriter:
+        path = self.records_dir / f"records-{worker.replace(':', '-')}.jsonl"
+        writer = self.writers[worker] = RecordWriter(path).start()
+        return writer
+
+    def flush(self) -> None:
+        for writer in [self.writer, *self.writers.values()]:
+            if writer is not None:
+                writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        for writer in self.writers.values():
+            writer.close()
 
 
 shared = Shared()
@@ -160,7 +217,9 @@ class StreamingUser(User):
 
     @classmethod
     def api_for(cls, config: RunConfig) -> type[apis.Api]:
-        return cls.api_class or apis.APIS[config.request.api]
+        # request.api None ("auto") is resolved by the pre-flight before a test starts; until then
+        # (a worker's guess) TGI's route stands in.
+        return cls.api_class or apis.APIS[config.request.api or "generate_stream"]
 
     def on_start(self) -> None:
         cfg = shared.config
@@ -179,6 +238,7 @@ class StreamingUser(User):
     def new_connection(self) -> Connection:
         req = shared.config.request
         return Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
+        self._backoff = Backoff()
 
     def on_stop(self) -> None:
         arrivals = getattr(self, "arrivals", None)
@@ -196,9 +256,18 @@ class StreamingUser(User):
 
             drive(self, spec, shared.config.workload.seed or 0)
             return
-        prompt = self.pool.next()
-        body = self.api.body(prompt.text, prompt.max_new_tokens)
-        self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        budget = shared.budget
+        if not budget.take():  # --stop-after-requests: this process has sent its share
+            raise StopUser()
+        try:
+            prompt = self.pool.next()
+            body = self.api.body(prompt.text, prompt.max_new_tokens)
+            rec = self.send(body, prompt.input_tokens, prompt.max_new_tokens)
+        finally:
+            budget.finish()
+        pause = self._backoff.after(rec)  # a refused-connection loop: fewer requests, none dropped
+        if pause:
+            gevent.sleep(pause)
 
     def send(self, body: bytes, input_tokens: int | None, max_new_tokens: int | None,
              conn: Connection | None = None, t_intended: float | None = None,
@@ -213,12 +282,14 @@ class StreamingUser(User):
         window = runstate.window_name(tag.step) if tag.phase == "measure" and tag.step is not None else None
         if window is not None:
             self._stats.entries[(window, runstate.WINDOW_SENT)].log(0, 0)
+        shared.in_flight += 1
         try:
             rec, received = apis.run_request(
                 conn or self.conn, self.api, body, shared.sink, shared.worker, input_tokens, max_new_tokens,
                 t_intended, queued_s,
             )
         finally:
+            shared.in_flight -= 1
             if window is not None:
                 self._stats.entries[(window, runstate.WINDOW_ENDED)].log(0, 0)
         self.report(rec, received)
@@ -242,8 +313,6 @@ class StreamingUser(User):
             entries[(route, "TTFT")].log(tok[0] / 1000.0, 0)
             if len(tok) > 1:
                 entries[(route, "ITL")].log((tok[-1] - tok[0]) / 1000.0 / (len(tok) - 1), 0)
-            if rec.ok and e2e_ms > 0:
-                entries[(route, "TOKENS/s")].log(len(tok) * 1000.0 / e2e_ms, 0)
 
 
 class TgiStreamUser(StreamingUser):

@@ -1,0 +1,51 @@
+"""The Locust side of harness.load.storm: watch this process's records and stop an error storm.
+
+`start(environment, timeout_s)` installs a fresh StormWatch on the record sink and a greenlet that,
+once the watch has a verdict, prints it, sets the process exit code to 4 (harness.exitcodes) and
+stops the runner (local runner or master; workers' records stay on their hosts). The sweep reads
+`verdict()` afterwards to exit with the same code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import gevent
+
+from harness import exitcodes
+from harness.load.locust.users import shared
+from harness.load.storm import StormWatch
+
+_state: dict[str, Any] = {"watch": None, "greenlet": None}
+
+
+def start(environment: Any, timeout_s: float, every_s: float = 0.25) -> StormWatch:
+    stop()
+    watch = StormWatch(timeout_s=timeout_s)
+    shared.watch = watch
+    _state["watch"] = watch
+
+    def loop() -> None:
+        while watch.verdict is None:
+            gevent.sleep(every_s)
+        print(f"error: {watch.verdict}", file=sys.stderr, flush=True)
+        environment.process_exit_code = exitcodes.TARGET_UNUSABLE
+        runner = environment.runner
+        if runner is not None:
+            runner.quit()
+
+    _state["greenlet"] = gevent.spawn(loop)
+    return watch
+
+
+def verdict() -> str | None:
+    watch = _state["watch"]
+    return None if watch is None else watch.verdict
+
+
+def stop() -> None:
+    greenlet = _state["greenlet"]
+    if greenlet is not None and not greenlet.dead and greenlet is not gevent.getcurrent():
+        greenlet.kill(block=False)
+    _state["greenlet"] = None

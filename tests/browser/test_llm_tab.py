@@ -1,0 +1,208 @@
+"""The LLM tab in a real browser: a sweep started by clicking Locust's start form, the live charts and
+step table, STOP from the page and the report link — the shown numbers checked against the records.
+
+Screenshots go to the test's tmp directory; with HARNESS_DOCS_SCREENSHOTS=1 the tab's picture is also
+written to docs/img/llm-tab.png (the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.background import default_sigint
+
+from harness.records.runlog import read_run_log
+from harness.report.build import build_report
+from harness.report.tables import ROWS
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_IMG = ROOT / "docs" / "img" / "llm-tab.png"
+
+# Step 1: 1 user, a 1 s warm-up and a 3 s window; step 2 measures until STOP is clicked.
+SCENARIO = """\
+name = "browser"
+
+[workload]
+tokenizer = "llama3"
+seed = 7
+input_mean = 200
+input_stddev = 50
+output_mean = 40
+output_stddev = 0
+
+[steps]
+spawn_rate = 100
+users = [1, { users = 2, measure = { min_s = 300, max_s = 300 } }]
+warmup = { min_s = 1, max_s = 1 }
+measure = { min_s = 3, max_s = 3 }
+restart = true
+
+[request]
+api = "generate_stream"
+timeout_s = 60
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def web_ui(fast_emulator, tmp_path):
+    """Locust's web UI on the step-sweep locustfile against the emulator: (base URL, run directory)."""
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(SCENARIO)
+    run = tmp_path / "run"
+    port = free_port()
+    env = {**os.environ, "HARNESS_SCENARIO": str(scenario), "HARNESS_RECORDS_DIR": str(run),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path / "locust.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "sweep.py"), "--class-picker",
+         "--web-host", "127.0.0.1", "--web-port", str(port), "--host", fast_emulator.url],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail("the web UI did not start:\n" + (tmp_path / "locust.log").read_text()[-3000:])
+            time.sleep(0.2)
+    try:
+        yield url, run
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def shown_column(page, step: int) -> dict[str, str]:
+    """The live step table's column of `step`: {row label: cell text}."""
+    return page.evaluate(
+        """(step) => Object.fromEntries([...document.querySelectorAll('#llm-tab tr[data-row]')].map(
+               (tr) => [tr.dataset.row, tr.querySelector(`td[data-step="${step}"]`).textContent]))""",
+        step,
+    )
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", "").split()[0])
+
+
+def records_of(run: Path) -> list[dict]:
+    out = []
+    for path in run.glob("records*.jsonl"):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, tmp_path):
+    url, run = web_ui
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+
+    # The start form preselects the step sweep; start it by clicking.
+    assert page.locator("select#shapeClass").input_value() == "StepSweep"
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("tab", name="LLM").click()
+
+    # Charts show TTFT and ITL series while step 1 runs, with its boundary marked.
+    page.wait_for_function(
+        """() => ['ttft_p50', 'ttft_p99', 'itl_p50', 'itl_p99'].every((k) => {
+               const p = document.querySelector(`#llm-tab path[data-series="${k}"]`);
+               return p && Number(p.dataset.points) > 0; })
+           && document.querySelector('#llm-tab line[data-boundary="0"]')""",
+        timeout=30_000,
+    )
+    assert "Step 1 of 2" in page.locator("#llm-tab .llm-status").inner_text()
+    tps_title = page.locator('#llm-tab [data-chart="tps"] h3').inner_text()
+    assert tps_title == "Output tokens/s, all users (tokens/s)"
+    page.screenshot(path=tmp_path / "llm-tab-step1.png", full_page=True)
+
+    # Step 2's window opens (step 1's closed and all its records came in); then STOP from the page.
+    page.wait_for_selector('#llm-tab th[data-step="1"]', timeout=30_000)
+    page.wait_for_function(
+        "() => /Step 2 of 2 .* measure/.test(document.querySelector('#llm-tab .llm-status').textContent)")
+    page.wait_for_timeout(1500)  # a few points of step 2 on the charts
+    page.screenshot(path=tmp_path / "llm-tab-step2.png", full_page=True)
+    if os.environ.get("HARNESS_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=DOCS_IMG)  # the viewport: Locust's header, its tabs and the charts
+    page.get_by_role("button", name="Stop").click()
+    link = page.wait_for_selector("#llm-tab a[data-report]", timeout=30_000)
+    shown = shown_column(page, 0)
+    legend = '#llm-tab [data-chart="ttft"] span[data-series="ttft_p50"]'
+    ttft_legend = float(page.get_attribute(legend, "data-value"))
+
+    # The shown step-1 column equals the report's, rebuilt from the files...
+    steps, _ = build_report(run, write=False, with_plots=False)
+    first = next(s for s in steps if s.info.step == 0)
+    assert shown == {row.label: row.cell(first) for row in ROWS}
+
+    # ... and the records' own figures, computed here from the JSONL with numpy.
+    _, steps_json = read_run_log(run)
+    window = next(s for s in steps_json if s["step"] == 0)["phases"]["measure"]
+    recs = records_of(run)
+
+    def wall_end(r: dict) -> float:
+        return r["wall_start"] + r["t_end"] - r["t_send"]
+
+    measured = [r for r in recs if r["step"] == 0 and r["phase"] in ("warmup", "measure")
+                and r["error_type"] != "cancelled"
+                and window["start_wall"] <= wall_end(r) < window["end_wall"]]
+    ok = [r for r in measured if r["error_type"] is None]
+    assert shown["Requests measured (ok / failed)"] == f"{len(ok)} / {len(measured) - len(ok)}"
+    assert len(ok) >= 5
+    ttft = np.array([r["token_us"][0] / 1e3 for r in ok])
+    itl = np.array([(r["t_end"] - r["t_send"] - r["token_us"][0] / 1e6) * 1e3 / (r["output_tokens"] - 1)
+                    for r in ok])
+    assert number(shown["TTFT p50 (ms)"]) == pytest.approx(np.percentile(ttft, 50), abs=0.051)
+    assert number(shown["TTFT p99 (ms)"]) == pytest.approx(np.percentile(ttft, 99), abs=0.051)
+    assert number(shown["ITL p50 (ms/token)"]) == pytest.approx(np.percentile(itl, 50), abs=0.051)
+    span = window["end_wall"] - window["start_wall"]
+    arrived = sum(1 for r in recs if r["error_type"] in (None, "cancelled") for t in r["token_us"]
+                  if window["start_wall"] <= r["wall_start"] + t / 1e6 < window["end_wall"])
+    assert number(shown["Throughput (output tokens/s)"]) == pytest.approx(arrived / span, abs=0.0051)
+    all_ttft = [r["token_us"][0] / 1e3 for r in recs if r["error_type"] is None and r["token_us"]]
+    assert min(all_ttft) <= ttft_legend <= max(all_ttft)
+
+    # The report link opens the run's report.html, served by the UI, with the same first column.
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url.endswith("/llm/run/report.html")
+    cells = report.evaluate(
+        """() => Object.fromEntries([...document.querySelector('table').querySelectorAll('tr')].slice(1).map(
+               (tr) => [tr.querySelector('th').textContent, tr.querySelector('td').textContent]))"""
+    )
+    assert cells == shown
+    report.screenshot(path=tmp_path / "report.png")
+    assert not errors, errors
+    assert (run / "report.html").is_file()
+    shutil.copy(run / "report.html", tmp_path / "report.html")

@@ -1,0 +1,92 @@
+"""The pure bookkeeping of distributed runs (harness.load.distributed): batches with sequence
+numbers, resends, acknowledgements, deduplication, the clock estimate and lost-worker flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.load.distributed import LOST_WORKER, ClockEstimate, Inbox, Outbox, degraded_steps
+
+pytestmark = pytest.mark.unit
+
+
+def test_outbox_batches_are_numbered_and_kept_until_acknowledged() -> None:
+    box = Outbox("w:1", batch_size=2, max_records=5, resend_after_s=5)
+    for i in range(5):
+        box.put(f"r{i}")
+    assert box.full()
+    sent = box.batches(now=0.0)
+    assert [(b["seq"], b["records"]) for b in sent] == [(0, ["r0", "r1"]), (1, ["r2", "r3"]), (2, ["r4"])]
+    assert len(box) == 5 and not box.drained()  # sent, not acknowledged: still counts
+    box.ack([0, 2])
+    assert len(box) == 2 and not box.full()
+    assert box.batches(now=1.0) == []  # too early to resend
+    again = box.batches(now=5.0)
+    assert [(b["seq"], b["records"]) for b in again] == [(1, ["r2", "r3"])]
+    box.ack([1, 1, 7])  # duplicate and unknown acks are harmless
+    assert box.drained() and len(box) == 0 and box.last_seq == 2
+
+
+def test_outbox_holds_a_partial_batch_when_asked() -> None:
+    box = Outbox("w:1", batch_size=3)
+    box.put("a")
+    assert box.batches(now=0.0, cut_partial=False) == []
+    assert [b["records"] for b in box.batches(now=0.0)] == [["a"]]
+
+
+def test_inbox_accepts_each_batch_once_in_any_order() -> None:
+    inbox = Inbox()
+    assert inbox.accept({"worker": "w", "seq": 1, "records": ["b"]}) == ["b"]
+    assert not inbox.complete("w", 1)  # seq 0 still missing
+    assert inbox.accept({"worker": "w", "seq": 0, "records": ["a"]}) == ["a"]
+    assert inbox.complete("w", 1)
+    assert inbox.accept({"worker": "w", "seq": 1, "records": ["b"]}) is None  # a resend
+    assert inbox.accept({"worker": "v", "seq": 0, "records": ["c"]}) == ["c"]  # another worker
+    assert inbox.duplicates == 1 and inbox.records == {"w": 2, "v": 1}
+    assert inbox.accept("garbage") is None and inbox.workers() == ["v", "w"]
+
+
+def test_clock_estimate_takes_the_minimum_rtt_exchange() -> None:
+    clock = ClockEstimate()
+    assert clock.best() is None and clock.offset_s == 0.0
+    # worker clock is 2 s behind the master; the first exchange was queued on the way back
+    clock.add(100.0, 102.0 + 0.001, 100.5)
+    clock.add(110.0, 112.0 + 0.002, 110.004)
+    clock.add(120.0, 122.0 + 0.01, 120.05)
+    best = clock.best()
+    assert best is not None
+    assert best["rtt_s"] == pytest.approx(0.004)
+    assert best["uncertainty_s"] == pytest.approx(0.002)
+    assert best["offset_s"] == pytest.approx(2.0, abs=best["uncertainty_s"])
+    assert best["exchanges"] == 3
+    assert clock.add(5.0, 1.0, 4.0) is None  # time ran backwards: no sample
+
+
+def test_degraded_steps_flags_the_step_a_loss_fell_in() -> None:
+    steps = [
+        {"step": 0, "phases": {"ramp": {"start_wall": 0.0, "end_wall": 1.0},
+                               "measure": {"start_wall": 2.0, "end_wall": 10.0}}},
+        {"step": 1, "phases": {"ramp": {"start_wall": 10.0, "end_wall": None}}},
+    ]
+    losses = [{"worker": "h:9", "lost_at": 5.0}, {"worker": "h:8", "lost_at": 50.0},
+              {"worker": "h:7", "lost_at": 3.0, "back_at": 6.0}]  # back soon: a stall, not a loss
+    flags = degraded_steps(steps, losses)
+    assert flags == {0: [f"{LOST_WORKER} h:9"], 1: [f"{LOST_WORKER} h:8"]}
+    assert degraded_steps(steps, []) == {}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--master"], "--master needs --workers N"),
+    (["--master", "--worker", "--workers", "2"], "one or the other"),
+])
+def test_sweep_roles_that_cannot_work_are_refused_in_one_line(args: list[str], says: str) -> None:
+    """In a child interpreter: `python -m harness sweep` imports Locust (gevent patches the process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", *args], cwd=root, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
