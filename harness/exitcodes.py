@@ -9,7 +9,7 @@ from __future__ import annotations
 OK = 0  # the run completed, nothing failed
 THRESHOLDS = 1  # thresholds or SLOs missed (a flagged step with --strict)
 BAD_INPUT = 2  # configuration, flags, environment, tokenizer, results directory
-DEGRADED = 3  # measured, but not to be trusted: client-bound, lost worker, censored over threshold
+DEGRADED = 3  # measured, but not to be trusted: client-bound, lost worker, censored, nothing measured
 TARGET_UNUSABLE = 4  # unreachable, unhealthy, wrong API, every request failing, crashed
 INTERRUPTED = 130  # Ctrl-C (SIGINT)
 TERMINATED = 143  # SIGTERM
@@ -18,7 +18,7 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, "clean run"),
     (THRESHOLDS, "thresholds or SLOs missed"),
     (BAD_INPUT, "bad input: configuration, flags, environment, tokenizer, results directory"),
-    (DEGRADED, "degraded: client-bound, lost worker, censored requests over threshold"),
+    (DEGRADED, "degraded: client-bound, lost worker, censored requests, nothing measured"),
     (TARGET_UNUSABLE, "target unusable: unreachable, unhealthy, wrong API, error storm, no response"),
     (INTERRUPTED, "interrupted (Ctrl-C); the report is written from what was recorded"),
     (TERMINATED, "terminated (SIGTERM); the report is written from what was recorded"),
@@ -28,11 +28,15 @@ EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in TAB
 
 
 CLIENT_BOUND = "client-bound"  # the report's flag (harness.report.flags) that means "degraded"
+# The report's flags whose step was measured but must not be trusted: the client was the bottleneck,
+# requests sent in the window were still open at the cool-down's cap (the slowest ones are missing
+# from the latencies), or no request of the window was measured at all.
+DEGRADING_FLAGS = (CLIENT_BOUND, "censored", "nothing measured")
 
 
 def for_flags(flags: list[str]) -> int:
     """`--strict`: the exit code for the report's step flags (OK when there are none)."""
-    if any(f.startswith(CLIENT_BOUND) for f in flags):
+    if any(f.startswith(DEGRADING_FLAGS) for f in flags):
         return DEGRADED
     return THRESHOLDS if flags else OK
 

@@ -33,6 +33,8 @@ def test_sweep_help_ends_with_the_table() -> None:
     ([], 0),
     (["too few samples (2 < 10)"], 1),
     (["high error rate (50%)", "client-bound (CPU 99%)"], 3),
+    (["censored (3 of 20 still open at the close)"], 3),
+    (["nothing measured", "too few samples (0 < 10)"], 3),
 ])
 def test_strict_maps_flags_to_codes(flags: list[str], code: int) -> None:
     assert exitcodes.for_flags(flags) == code
