@@ -234,11 +234,11 @@ class StreamingUser(User):
         self._fire = self.environment.events.request.fire
         self.arrivals = Group()  # open-loop steps: the requests this user's driver sent
         self.spare_connections: list[Connection] = []
+        self._backoff = Backoff()
 
     def new_connection(self) -> Connection:
         req = shared.config.request
         return Connection(self.host, timeout=req.timeout_s, kernel_stamps=req.stamps == "kernel")
-        self._backoff = Backoff()
 
     def on_stop(self) -> None:
         arrivals = getattr(self, "arrivals", None)
