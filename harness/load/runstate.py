@@ -31,6 +31,24 @@ def set_step(
     _current = StepTag(step, users, phase, drivers, start_wall)
 
 
+def tag_from_master(data: list, clock_offset_s: float = 0.0) -> StepTag:
+    """A worker's step tag from the master's step message `[step, users, phase, drivers,
+    start_wall]` (a plain run's clock sends the first three). `start_wall` is the master's clock;
+    the open-loop schedules run on this process's, so it is moved by the worker's clock offset
+    (harness.load.distributed: master = worker + offset)."""
+    step, users, phase, *rest = data
+    drivers = int(rest[0]) if rest and rest[0] is not None else 1
+    start_wall = rest[1] if len(rest) > 1 else None
+    if start_wall is not None:
+        start_wall = float(start_wall) - clock_offset_s
+    return StepTag(step, users, phase, drivers, start_wall)
+
+
+def set_tag(tag: StepTag) -> None:
+    global _current
+    _current = tag
+
+
 def current() -> StepTag:
     return _current
 

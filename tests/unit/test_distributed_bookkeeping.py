@@ -90,3 +90,14 @@ def test_sweep_roles_that_cannot_work_are_refused_in_one_line(args: list[str], s
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
     assert proc.returncode == 2 and says in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_workers_step_tag_puts_the_masters_start_on_its_own_clock() -> None:
+    """Open-loop schedules anchor on the step's start: the master's wall clock, moved by the
+    worker's offset (master = worker + offset), so the workers' shares interleave as planned."""
+    from harness.load.runstate import StepTag, tag_from_master
+
+    tag = tag_from_master([2, 4, "measure", 3, 1000.0], clock_offset_s=0.25)
+    assert tag == StepTag(2, 4, "measure", 3, 999.75)
+    assert tag_from_master([0, 1, "ramp"], clock_offset_s=5.0) == StepTag(0, 1, "ramp", 1, None)  # plain runs
+    assert tag_from_master([1, 2, "warmup", 1, None], 5.0).start_wall is None

@@ -150,12 +150,8 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
 
 def _worker_messages(environment: Any, runner: Any) -> None:
     def set_tag(environment: Any, msg: Any, **_: Any) -> None:
-        step, users, phase, *rest = msg.data  # [step, users, phase, drivers, start_wall]
-        drivers = rest[0] if rest else 1
-        start_wall = rest[1] if len(rest) > 1 else None
-        if start_wall is not None:  # the master's clock: the open-loop schedules' anchor on ours
-            start_wall -= shared.clock_offset_s
-        runstate.set_step(step, users, phase, drivers, start_wall)
+        # the step's start on this worker's clock: the open-loop schedules' common anchor
+        runstate.set_tag(runstate.tag_from_master(msg.data, shared.clock_offset_s))
 
     runner.register_message(STEP_MESSAGE, set_tag)
     shared.is_worker = True
