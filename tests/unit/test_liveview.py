@@ -140,3 +140,16 @@ def test_an_open_window_is_recomputed_at_most_every_few_seconds():
     arrived = [r for r in records if r.wall_end < 1022.0]
     assert after["rows"][0]["cells"] == [row.cell(s) for s in compute(arrived, [later], None, Flags())
                                          for row in ROWS[:1]]
+
+
+def test_a_steps_records_are_kept_through_its_cool_down():
+    """A window's requests end in the cool-down after it, and throughput spans window + cool-down:
+    the tab keeps what overlaps either, so its column is the report's."""
+    from harness.load.liveview import windows_of
+
+    spans = [Span(0, 2, "warmup", 0.0, 10.0), Span(0, 2, "measure", 10.0, 20.0),
+             Span(0, 2, "cooldown", 20.0, None)]
+    assert windows_of(spans) == {0: (10.0, None)}
+    spans[2] = Span(0, 2, "cooldown", 20.0, 26.0)
+    assert windows_of(spans) == {0: (10.0, 26.0)}
+    assert windows_of(spans[:2]) == {0: (10.0, 20.0)}  # no cool-down: the window closes the step
