@@ -65,6 +65,7 @@ def register(events: Any) -> None:
     events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
     events.spawning_complete.add_listener(_on_spawned)
+    events.worker_report.add_listener(_on_worker_report)
     events.quitting.add_listener(_on_quitting)
     events.quit.add_listener(endofrun.print_pending)
     PlanShape.before_test = staticmethod(prepare_test)
@@ -309,6 +310,15 @@ def _on_spawned(user_count: int, **_kw: Any) -> None:
         clock = getattr(environment, "harness_clock", None)
         if clock is not None:
             clock.spawned(user_count)
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    """Master: each worker's window counts, kept apart so a lost worker's open requests are not
+    waited for (PlanShape.window_counts)."""
+    for environment in _environments:
+        shape = environment.shape_class
+        if isinstance(shape, PlanShape) and isinstance(environment.runner, MasterRunner):
+            shape.worker_report(client_id, data)
 
 
 def _on_test_stopping(environment: Any, **_kw: Any) -> None:

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from locust import LoadTestShape
-from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
+from locust.runners import STATE_MISSING, WORKER_REPORT_INTERVAL, MasterRunner
 
 from harness.load import runstate
 from harness.load.distributed import degraded_steps
@@ -65,6 +65,8 @@ class PlanShape(LoadTestShape):
         self._ticked = False  # a tick since the last reset_time (see reset_time)
         self._new_test = True
         self._cut_short: int | None = None  # the step whose window stop_clock closed early
+        # master only: each worker's window counts, {client id: {(window name, SENT|ENDED): n}}
+        self._window_by_worker: dict[str, dict[tuple[str, str], int]] = {}
 
     def make_plan(self) -> SweepPlan:
         raise NotImplementedError
@@ -85,6 +87,7 @@ class PlanShape(LoadTestShape):
             self._cpu_end = None
             self._done_at = None
             self._cut_short = None
+            self._window_by_worker.clear()
         self._ticked = False
 
     def completed(self) -> int:
@@ -92,11 +95,35 @@ class PlanShape(LoadTestShape):
         total = self.runner.stats.total
         return total.num_requests - total.num_failures
 
+    def worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        """Master: a worker's stats report (Locust's `worker_report` event; entries are deltas since
+        its last report); its window counts are kept per worker, see `window_counts`."""
+        mine = self._window_by_worker.setdefault(client_id, {})
+        for entry in data.get("stats") or ():
+            key = (entry.get("name"), entry.get("method"))
+            if key[1] in (runstate.WINDOW_SENT, runstate.WINDOW_ENDED):
+                mine[key] = mine.get(key, 0) + int(entry.get("num_requests") or 0)
+
     def window_counts(self, step: int) -> tuple[int, int]:
         """(sent, still open) of requests sent in step `step`'s window, from the users' live counts
-        (harness.load.locust.users; distributed: summed over the workers' stats reports)."""
-        entries = self.runner.stats.entries
+        (harness.load.locust.users; distributed: summed over the workers' stats reports).
+
+        Distributed, a lost worker (gone, or missing its heartbeats) never reports its open requests
+        as ended: they are not waited for (its records that did arrive count as usual, the rest are
+        missing and the step is flagged degraded by harness.load.locust.shipping)."""
         name = runstate.window_name(step)
+        if isinstance(self.runner, MasterRunner) and self._window_by_worker:
+            sent_key, ended_key = (name, runstate.WINDOW_SENT), (name, runstate.WINDOW_ENDED)
+            clients = self.runner.clients
+            n_sent = n_open = 0
+            for client_id, counts in self._window_by_worker.items():
+                sent = counts.get(sent_key, 0)
+                n_sent += sent
+                node = clients.get(client_id)
+                if node is not None and node.state != STATE_MISSING:
+                    n_open += max(sent - counts.get(ended_key, 0), 0)
+            return n_sent, n_open
+        entries = self.runner.stats.entries
         sent = entries.get((name, runstate.WINDOW_SENT))
         ended = entries.get((name, runstate.WINDOW_ENDED))
         n_sent = sent.num_requests if sent is not None else 0
