@@ -23,7 +23,7 @@ from support.background import default_sigint
 
 from harness.records.runlog import read_run_log
 from harness.report.build import build_report
-from harness.report.tables import ROWS
+from harness.report.tables import rows_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_IMG = ROOT / "docs" / "img" / "llm-tab.png"
@@ -162,31 +162,38 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
     # The shown step-1 column equals the report's, rebuilt from the files...
     steps, _ = build_report(run, write=False, with_plots=False)
     first = next(s for s in steps if s.info.step == 0)
-    assert shown == {row.label: row.cell(first) for row in ROWS}
+    assert shown == {row.label: row.cell(first) for row in rows_for(steps)}
 
     # ... and the records' own figures, computed here from the JSONL with numpy.
     _, steps_json = read_run_log(run)
-    window = next(s for s in steps_json if s["step"] == 0)["phases"]["measure"]
+    phases = next(s for s in steps_json if s["step"] == 0)["phases"]
+    window = phases["measure"]
+    close = (phases.get("cooldown") or window)["end_wall"]  # the step closes when its cool-down ends
     recs = records_of(run)
 
     def wall_end(r: dict) -> float:
         return r["wall_start"] + r["t_end"] - r["t_send"]
 
-    measured = [r for r in recs if r["step"] == 0 and r["phase"] in ("warmup", "measure")
-                and r["error_type"] != "cancelled"
-                and window["start_wall"] <= wall_end(r) < window["end_wall"]]
+    # sent in the window (tag "measure"); ended before the step closed, else censored
+    sent = [r for r in recs if r["step"] == 0 and r["phase"] == "measure"]
+    censored = [r for r in sent if r["error_type"] == "cancelled" or wall_end(r) > close]
+    measured = [r for r in sent if r not in censored]
     ok = [r for r in measured if r["error_type"] is None]
-    assert shown["Requests measured (ok / failed)"] == f"{len(ok)} / {len(measured) - len(ok)}"
+    assert shown["Requests measured (ok / failed / censored)"] == (
+        f"{len(ok)} / {len(measured) - len(ok)} / {len(censored)}")
     assert len(ok) >= 5
+
+    def tokens(r: dict) -> int:
+        return r["server_output_tokens"] if r["server_output_tokens"] is not None else r["output_tokens"]
+
     ttft = np.array([r["token_us"][0] / 1e3 for r in ok])
-    itl = np.array([(r["t_end"] - r["t_send"] - r["token_us"][0] / 1e6) * 1e3 / (r["output_tokens"] - 1)
-                    for r in ok])
+    itl = np.array([(r["token_us"][-1] - r["token_us"][0]) / 1e3 / (tokens(r) - 1) for r in ok])
     assert number(shown["TTFT p50 (ms)"]) == pytest.approx(np.percentile(ttft, 50), abs=0.051)
     assert number(shown["TTFT p99 (ms)"]) == pytest.approx(np.percentile(ttft, 99), abs=0.051)
     assert number(shown["ITL p50 (ms/token)"]) == pytest.approx(np.percentile(itl, 50), abs=0.051)
-    span = window["end_wall"] - window["start_wall"]
-    arrived = sum(1 for r in recs if r["error_type"] in (None, "cancelled") for t in r["token_us"]
-                  if window["start_wall"] <= r["wall_start"] + t / 1e6 < window["end_wall"])
+    span = close - window["start_wall"]  # throughput: from the window's opening to the step's close
+    arrived = sum(tokens(r) / len(r["token_us"]) for r in recs if r["error_type"] in (None, "cancelled")
+                  for t in r["token_us"] if window["start_wall"] <= r["wall_start"] + t / 1e6 < close)
     assert number(shown["Throughput (output tokens/s)"]) == pytest.approx(arrived / span, abs=0.0051)
     all_ttft = [r["token_us"][0] / 1e3 for r in recs if r["error_type"] is None and r["token_us"]]
     assert min(all_ttft) <= ttft_legend <= max(all_ttft)
