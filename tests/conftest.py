@@ -19,6 +19,7 @@ SERIAL = {
     "integration/test_sweep_inf2.py",
     "integration/test_locust_plain_run.py",
     "integration/test_open_loop.py",
+    "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 _PRESTARTED = pytest.StashKey[dict]()
