@@ -30,8 +30,12 @@ $(STAMP): pyproject.toml harness/load/locust/help.py
 	$(PY) -m harness.load.locust.help --install
 	touch $(STAMP)
 
+# Most tests wait on servers and timers, not the CPU: they run in TEST_WORKERS processes (one file
+# per process at a time); those that compare measured times with the truth run alone afterwards.
+TEST_WORKERS ?= 4
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 test-fast: venv
 	$(PY) -m pytest -q tests/unit

@@ -156,6 +156,10 @@ main() {
   command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
   docker info >/dev/null 2>&1 || { log "no Docker engine answers (start dockerd)"; exit 1; }
   mkdir -p "$CACHE_DIR"
+  # One build at a time per cache (parallel test workers ask for the same images): the second waits,
+  # then finds them up to date.
+  exec 9>"$CACHE_DIR/.build.lock"
+  flock 9
   case "$what" in
     base) build_base ;;
     emulator) build_base; build_emulator ;;

@@ -8,6 +8,19 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
+# Files whose assertions compare measured times with the truth (client stamps, lag, calibration, the
+# emulator's own clock): `make test` runs them after the parallel run, alone on the machine, so
+# neighbouring tests' CPU load cannot shift what they measure.
+SERIAL = {
+    "unit/test_stamps.py",
+    "integration/test_client_bound.py",
+    "integration/test_users_emulator.py",
+    "integration/test_emulator_calibration.py",
+    "integration/test_sweep_inf2.py",
+    "integration/test_locust_plain_run.py",
+    "integration/test_open_loop.py",
+    "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
+}
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 _PRESTARTED = pytest.StashKey[dict]()
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
@@ -54,8 +67,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = _tier(item.fspath)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+        if _relative(item.fspath) in SERIAL:
+            item.add_marker(pytest.mark.serial)
     rank = {tier: i for i, tier in enumerate(TIERS)}
     items.sort(key=lambda item: rank.get(_tier(item.fspath) or "", -1))
+
+
+def _relative(path: str | Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(TESTS).as_posix()
+    except ValueError:
+        return ""
 
 
 def _tier(path: str | Path) -> str | None:

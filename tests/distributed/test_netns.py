@@ -2,9 +2,9 @@
 a namespace of their own (created here, joined by veth pairs to a bridge in a fifth; addresses
 exist only inside them), the workers keeping local copies in separate directories.
 
-Midway, worker w1's link goes down for OUTAGE_S (longer than Locust's heartbeat: the master marks
-it missing; its batches wait or are sent again), then comes back. The master's report must still
-equal an independent computation over the union of what the two workers recorded (their own
+Midway, worker w1's link goes down for OUTAGE_S (longer than the master's heartbeat liveness, 10 s:
+the master marks it missing; its batches wait or are sent again), then comes back. The master's
+report must still equal an independent computation over the union of what the two workers recorded (their own
 directories plus the master's run log and server telemetry), with no record twice, and the
 manifest must list each worker's clock offset and its uncertainty, and w1's outage. Needs root
 and `ip`.
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 150.0
 NET = "10.231.77"
 ROLES = {"master": 1, "w1": 2, "w2": 3, "emu": 4}
-OUTAGE_S = 5.0
+OUTAGE_S = 13.0  # > listeners.WORKER_LIVENESS_S
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
@@ -207,5 +207,5 @@ def test_each_workers_clock_offset_is_in_the_manifest(run: dict) -> None:
     w1 = next(p.name for p in run["dirs"]["w1"].glob("records-*.jsonl"))
     outage = [info for w, info in workers.items() if "records-" + w.replace(":", "-") + ".jsonl" == w1]
     assert len(outage) == 1, (w1, workers)
-    # the master noticed w1's outage (no heartbeat for ~3 s) and saw it come back
+    # the master noticed w1's outage (no heartbeat for 10 s) and saw it come back
     assert outage[0]["lost"] and all(x["back_at"] is not None for x in outage[0]["lost"]), outage

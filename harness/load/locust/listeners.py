@@ -51,6 +51,7 @@ LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
 LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
+WORKER_LIVENESS_S = 10  # heartbeats (1 s each) a master waits before a worker is missing
 _environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
@@ -120,6 +121,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     _progress_instead_of_stats(environment, cfg)
     webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
+        _tolerate_busy_workers()
         runner.register_message(HEALTH_KEY, _health_received)
         environment.harness_receiver = MasterReceiver(runner)
     else:
@@ -147,6 +149,16 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
                 print(line, flush=True)
 
     gevent.spawn(show)
+
+
+def _tolerate_busy_workers() -> None:
+    """Locust's master marks a worker missing after 3 heartbeats (3 s) and stops the test when the
+    last one is: a worker building its prompt pools (tokenizer work, seconds of CPU) on a busy
+    machine missed that and ended runs. 10 s is what harness.load.distributed already treats as a
+    real loss (BRIEF_LOSS_S); a killed worker is still noticed, and its steps flagged."""
+    import locust.runners
+
+    locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS, WORKER_LIVENESS_S)
 
 
 def _worker_messages(environment: Any, runner: Any) -> None:
