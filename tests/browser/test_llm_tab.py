@@ -53,6 +53,8 @@ timeout_s = 60
 """
 
 
+WAIT_MS = 120_000  # hang guards: make test runs this beside other tests (tokenizer, prompt pools, steps)
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,7 +146,7 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
                const p = document.querySelector(`#llm-tab path[data-series="${k}"]`);
                return p && Number(p.dataset.points) > 0; })
            && document.querySelector('#llm-tab line[data-boundary="0"]')""",
-        timeout=30_000,
+        timeout=WAIT_MS,
     )
     assert "Step 1 of 2" in page.locator("#llm-tab .llm-status").inner_text()
     tps_title = page.locator('#llm-tab [data-chart="tps"] h3').inner_text()
@@ -152,7 +154,7 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
     page.screenshot(path=tmp_path / "llm-tab-step1.png", full_page=True)
 
     # Step 2's window opens (step 1's closed and all its records came in); then STOP from the page.
-    page.wait_for_selector('#llm-tab th[data-step="1"]', timeout=30_000)
+    page.wait_for_selector('#llm-tab th[data-step="1"]', timeout=WAIT_MS)
     page.wait_for_function(
         "() => /Step 2 of 2 .* measure/.test(document.querySelector('#llm-tab .llm-status').textContent)")
     page.wait_for_timeout(1500)  # a few points of step 2 on the charts
@@ -161,7 +163,7 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=DOCS_IMG)  # the viewport: Locust's header, its tabs and the charts
     page.get_by_role("button", name="Stop").click()
-    link = page.wait_for_selector("#llm-tab a[data-report]", timeout=30_000)
+    link = page.wait_for_selector("#llm-tab a[data-report]", timeout=WAIT_MS)
     shown = shown_column(page, 0)
     legend = '#llm-tab [data-chart="ttft"] span[data-series="ttft_p50"]'
     ttft_legend = float(page.get_attribute(legend, "data-value"))

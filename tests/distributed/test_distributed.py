@@ -22,7 +22,7 @@ from harness.targets.emulator_process import EmulatorProcess
 pytestmark = [pytest.mark.distributed, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
-RUN_TIMEOUT_S = 45.0
+RUN_TIMEOUT_S = 120.0  # a hang guard: a loaded machine (parallel tests) takes 40 s+
 
 SCENARIO = """\
 name = "distributed"
