@@ -127,6 +127,21 @@ def records_of(run: Path) -> list[dict]:
     return out
 
 
+def on_llm_tab_until(page, condition: str) -> None:
+    """Wait for `condition` (JS) with the LLM tab shown. Locust's UI switches tabs itself once the
+    swarm starts — later than a click right after Start on a busy machine — and the tab polls only
+    while it is shown: select it again whenever it is not."""
+    tab = page.get_by_role("tab", name="LLM")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        if tab.get_attribute("aria-selected") != "true":
+            tab.click()
+        if page.evaluate(condition):
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"not shown on the LLM tab within {WAIT_MS / 1000:.0f} s: {condition}")
+
+
 def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, tmp_path):
     url, run = web_ui
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -138,31 +153,28 @@ def test_sweep_started_from_the_form_shows_the_records_figures(browser, web_ui, 
     # The start form preselects the step sweep; start it by clicking.
     assert page.locator("select#shapeClass").input_value() == "StepSweep"
     page.get_by_role("button", name="Start").click()
-    page.get_by_role("tab", name="LLM").click()
 
     # Charts show TTFT and ITL series while step 1 runs, with its boundary marked.
-    page.wait_for_function(
-        """() => ['ttft_p50', 'ttft_p99', 'itl_p50', 'itl_p99'].every((k) => {
+    on_llm_tab_until(page, """() => ['ttft_p50', 'ttft_p99', 'itl_p50', 'itl_p99'].every((k) => {
                const p = document.querySelector(`#llm-tab path[data-series="${k}"]`);
                return p && Number(p.dataset.points) > 0; })
-           && document.querySelector('#llm-tab line[data-boundary="0"]')""",
-        timeout=WAIT_MS,
-    )
+           && document.querySelector('#llm-tab line[data-boundary="0"]')""")
     assert "Step 1 of 2" in page.locator("#llm-tab .llm-status").inner_text()
     tps_title = page.locator('#llm-tab [data-chart="tps"] h3').inner_text()
     assert tps_title == "Output tokens/s, all users (tokens/s)"
     page.screenshot(path=tmp_path / "llm-tab-step1.png", full_page=True)
 
     # Step 2's window opens (step 1's closed and all its records came in); then STOP from the page.
-    page.wait_for_selector('#llm-tab th[data-step="1"]', timeout=WAIT_MS)
-    page.wait_for_function(
-        "() => /Step 2 of 2 .* measure/.test(document.querySelector('#llm-tab .llm-status').textContent)")
+    on_llm_tab_until(page, """() => !!document.querySelector('#llm-tab th[data-step="1"]')""")
+    on_llm_tab_until(page, "() => /Step 2 of 2 .* measure/.test("
+                           "document.querySelector('#llm-tab .llm-status').textContent)")
     page.wait_for_timeout(1500)  # a few points of step 2 on the charts
     page.screenshot(path=tmp_path / "llm-tab-step2.png", full_page=True)
     if os.environ.get("HARNESS_DOCS_SCREENSHOTS") == "1":
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=DOCS_IMG)  # the viewport: Locust's header, its tabs and the charts
     page.get_by_role("button", name="Stop").click()
+    on_llm_tab_until(page, "() => !!document.querySelector('#llm-tab a[data-report]')")
     link = page.wait_for_selector("#llm-tab a[data-report]", timeout=WAIT_MS)
     shown = shown_column(page, 0)
     legend = '#llm-tab [data-chart="ttft"] span[data-series="ttft_p50"]'

@@ -27,7 +27,7 @@ import pytest
 from harness.targets.emulator_process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = 240.0  # a hang guard: the parallel pass of make test slows these runs 2-3x
 SWEEP = ["--steps", "2,4", "--warmup-min-s", "1", "--warmup-max-s", "1", "--measure-min-s", "8",
          "--measure-max-s", "8", "--input-mean", "50", "--input-stddev", "0", "--output-mean", "20",
          "--output-stddev", "0", "--no-plots", "--quiet", "--worker-records", "both"]
