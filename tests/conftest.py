@@ -20,6 +20,7 @@ SERIAL = {
     "integration/test_locust_plain_run.py",
     "integration/test_open_loop.py",
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
+    "browser/test_llm_tab.py",  # a sweep from the page: its start (pre-flight, prompts) lags under load
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")

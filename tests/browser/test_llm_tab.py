@@ -134,7 +134,7 @@ def on_llm_tab_until(page, condition: str) -> None:
     tab = page.get_by_role("tab", name="LLM")
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
-        if tab.get_attribute("aria-selected") != "true":
+        if tab.get_attribute("aria-selected", timeout=WAIT_MS) != "true":
             tab.click()
         if page.evaluate(condition):
             return
