@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.background import default_sigint
+from support.net import free_port
 
 from harness.records.runlog import read_run_log
 from harness.report.build import build_report
@@ -54,11 +54,6 @@ timeout_s = 60
 
 
 WAIT_MS = 120_000  # hang guards: make test runs this beside other tests (tokenizer, prompt pools, steps)
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 from harness.records.runlog import read_run_log
 from harness.targets.emulator_process import EmulatorProcess
@@ -48,11 +48,6 @@ timeout_s = 30
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
@@ -81,7 +76,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
     env.update(HARNESS_SCENARIO=str(scenario), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    port = _free_port()
+    port = free_port()
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
     procs: list[subprocess.Popen] = []
     t0 = time.monotonic()

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 from harness.targets.emulator_process import EmulatorProcess
 
@@ -41,11 +41,6 @@ timeout_s = 30
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess) -> Path:
@@ -56,7 +51,7 @@ def records(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorPro
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
     env.update(HARNESS_SCENARIO=str(scenario), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    port = _free_port()
+    port = free_port()
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
     master = [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
               "--master-bind-port", str(port), "--host", fast_emulator.url, "--records-dir", str(out)]

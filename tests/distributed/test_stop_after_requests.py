@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 N = 51
 RUN_TIMEOUT_S = 90.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_stop_after_requests_is_exact_across_workers(tmp_path, fast_emulator):
@@ -32,7 +27,7 @@ def test_stop_after_requests_is_exact_across_workers(tmp_path, fast_emulator):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
     env.update(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    port = _free_port()
+    port = free_port()
     locustfile = str(ROOT / "locustfiles" / "tgi.py")
     locust = [sys.executable, "-m", "locust", "-f", locustfile, "--loglevel", "INFO"]
     master = [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 from harness.client import apis
 from harness.client.transport import Connection
@@ -29,11 +29,6 @@ BUILD = ROOT / "scripts" / "build-llama-server.sh"
 PROMPT = "Write a short poem about the sea, the wind and the rocks of a northern coast."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
@@ -41,7 +36,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
     proc = subprocess.run(["bash", str(BUILD)], capture_output=True, text=True, timeout=1500, env=env)
     assert proc.returncode == 0, "scripts/build-llama-server.sh failed:\n" + proc.stderr[-3000:]
     binary, model = proc.stdout.strip().splitlines()[-2:]
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llamacpp") / "server.log"
     with open(log, "w") as out:
         server = subprocess.Popen(

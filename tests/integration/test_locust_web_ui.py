@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +32,6 @@ measure = { min_s = 60, max_s = 60 }
 plots = false
 """
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, data: dict | None = None) -> str:
@@ -55,7 +50,7 @@ def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
 
 
 def test_web_ui_tests_each_end_with_a_report(tmp_path, fast_emulator, scenario_file):
-    results, port = tmp_path / "results", _free_port()
+    results, port = tmp_path / "results", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
     env.update(PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false", HARNESS_RESULTS_DIR=str(results),
                HARNESS_SCENARIO=str(scenario_file(SCENARIO)))
