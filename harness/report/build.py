@@ -46,9 +46,12 @@ from harness.telemetry.series import SERVER_METRICS, read_scrapes, rows
 
 def write_server_parquet(path: Path, scrapes: object) -> None:
     """The scraped samples as rows (time, name, labels, value): each series' change points."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    pd.DataFrame(rows(scrapes), columns=["time", "name", "labels", "value"]).to_parquet(path, index=False)
+    schema = pa.schema([("time", pa.float64()), ("name", pa.string()), ("labels", pa.string()),
+                        ("value", pa.float64())])
+    pq.write_table(pa.Table.from_pylist(rows(scrapes), schema=schema), path)
 
 
 def build_report(

@@ -356,7 +356,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def write_parquet(path: Path, records: Sequence[Record]) -> None:
     """Raw records plus the derived per-request metrics, for notebooks."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     rows = []
     for r in records:
@@ -377,4 +378,4 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
         )
         rows.append(d)
     with atomic.atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        pq.write_table(pa.Table.from_pylist(rows), tmp)

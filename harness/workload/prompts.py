@@ -27,9 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.workload.tokenizer import Tokenizer
+from harness.workload.tokenizer import DEFAULT_TOKENIZER, Tokenizer
 
 SONNETS = Path(__file__).with_name("data") / "sonnets.txt"
+# The bundled Llama 3 tokenizer's openers (PromptBuilder.opener_words), shipped: finding them
+# decodes the whole vocabulary, half a second of CPU in every process that builds prompts.
+# tests/unit/test_prompts.py recomputes them.
+LLAMA3_OPENERS = Path(__file__).with_name("data") / "llama3_openers.txt"
 INSTRUCTION = (
     "Here are some lines of poetry. Write a long, detailed commentary on them, line by line, "
     "and keep writing for as long as you can:\n\n"
@@ -120,14 +124,21 @@ class PromptBuilder:
         """Plain lower-case words that are one token each (with their leading space) in the
         tokenizer's vocabulary: what prompts start with after the instruction."""
         if self._openers is None:
-            words = set()
-            for tid in range(self._backend.get_vocab_size()):
-                piece = self._backend.decode([tid])
-                if len(piece) >= 5 and piece[0] == " " and piece[1:].isascii() and piece[1:].isalpha() \
-                        and piece[1:].islower():
-                    words.add(piece[1:])
-            self._openers = sorted(words)
+            if self.tok.spec == DEFAULT_TOKENIZER and LLAMA3_OPENERS.is_file():
+                self._openers = LLAMA3_OPENERS.read_text(encoding="utf-8").split()
+            else:
+                self._openers = self.opener_words()
         return self._openers
+
+    def opener_words(self) -> list[str]:
+        """`openers`, computed from the vocabulary."""
+        words = set()
+        for tid in range(self._backend.get_vocab_size()):
+            piece = self._backend.decode([tid])
+            if len(piece) >= 5 and piece[0] == " " and piece[1:].isascii() and piece[1:].isalpha() \
+                    and piece[1:].islower():
+                words.add(piece[1:])
+        return sorted(words)
 
     def _body(self, rng: random.Random, n: int) -> list[int]:
         """At least n token ids: the corpus lines in an order of this prompt's own."""

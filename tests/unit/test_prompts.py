@@ -9,6 +9,7 @@ import pytest
 
 from harness.workload.prompts import (
     INSTRUCTION,
+    LLAMA3_OPENERS,
     PromptBuilder,
     PromptPool,
     PromptSpec,
@@ -16,7 +17,7 @@ from harness.workload.prompts import (
     prefix_stats,
     shared_prefix,
 )
-from harness.workload.tokenizer import load_tokenizer
+from harness.workload.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,11 @@ def test_a_run_draws_its_seed_unless_given():
     assert None not in drawn and len(drawn) > 1
     given = RunConfig(workload=Workload(seed=7))
     assert given.with_run_seed() is given
+
+
+def test_shipped_openers_are_the_bundled_tokenizers(builders):
+    """harness/workload/data/llama3_openers.txt is what the vocabulary gives (regenerate it with
+    PromptBuilder.opener_words when the bundled tokenizer changes)."""
+    builder = builders[False]
+    assert builder.tok.spec == DEFAULT_TOKENIZER
+    assert LLAMA3_OPENERS.read_text(encoding="utf-8").split() == builder.opener_words() == builder.openers()
