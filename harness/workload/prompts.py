@@ -34,6 +34,7 @@ SONNETS = Path(__file__).with_name("data") / "sonnets.txt"
 # decodes the whole vocabulary, half a second of CPU in every process that builds prompts.
 # tests/unit/test_prompts.py recomputes them.
 LLAMA3_OPENERS = Path(__file__).with_name("data") / "llama3_openers.txt"
+HEAD_TOKENS = 64  # prefix_stats compares prompts this far beyond their shared part
 INSTRUCTION = (
     "Here are some lines of poetry. Write a long, detailed commentary on them, line by line, "
     "and keep writing for as long as you can:\n\n"
@@ -107,6 +108,10 @@ class PromptBuilder:
             self._pre, _, self._post = rendered.partition(_PLACEHOLDER)
         self.overhead = self.count(instruction.strip())
         self._openers: list[str] | None = None
+        self.last_ids: list[int] = []  # the token ids of the prompt `make` returned last
+        # each built prompt's first tokens (the shared part and HEAD_TOKENS more): prefix_stats
+        # needs no second encoding of every prompt
+        self.heads: dict[str, tuple[int, ...]] = {}
         self._shared: dict[str, int] = {}
 
     def count(self, text: str) -> int:
@@ -141,15 +146,18 @@ class PromptBuilder:
         return sorted(words)
 
     def _body(self, rng: random.Random, n: int) -> list[int]:
-        """At least n token ids: the corpus lines in an order of this prompt's own."""
+        """At least n token ids: the corpus lines in an order of this prompt's own (a Fisher-Yates
+        shuffle drawn only as far as the lines it needs: a few dozen draws, not the whole corpus)."""
         out: list[int] = []
         order = list(range(len(self.lines)))
+        i = len(order)
         while len(out) < n:
-            rng.shuffle(order)
-            for i in order:
-                out.extend(self.lines[i])
-                if len(out) >= n:
-                    break
+            if i == len(order):
+                i = 0  # the corpus used up: a new order for the next pass
+            j = rng.randrange(i, len(order))
+            order[i], order[j] = order[j], order[i]
+            out.extend(self.lines[order[i]])
+            i += 1
         return out
 
     def passage(self, rng: random.Random, n: int) -> str:
@@ -161,7 +169,7 @@ class PromptBuilder:
     def make(self, target: int, max_new_tokens: int, rng: random.Random, head: str = "") -> Prompt:
         """A prompt of exactly `target` tokens when reachable (else the closest one found):
         instruction + `head` (shared passage, opener) + corpus lines shuffled for this prompt."""
-        best: tuple[int, str, int] | None = None  # (abs error, text, count)
+        best: tuple[int, str, list[int]] | None = None  # (abs error, text, its token ids)
         start = self.instruction + head
         fixed = self.count(start.strip())
         for _ in range(8):
@@ -172,17 +180,21 @@ class PromptBuilder:
                 if n > len(ids):
                     ids = ids + self._body(rng, n - len(ids) + 64)
                 text = start + self._backend.decode(ids[:n], skip_special_tokens=False).rstrip()
-                c = self.count(text)
+                encoded = self.encode(text)
+                c = len(encoded)
                 if best is None or abs(c - target) < best[0]:
-                    best = (abs(c - target), text, c)
+                    best = (abs(c - target), text, encoded)
                 if c == target:
-                    return Prompt(text, c, max_new_tokens, target)
+                    break
                 seen.add(n)
                 n = max(1, n + target - c)
                 if n in seen:
                     break
+            if best is not None and best[0] == 0:
+                break
         assert best is not None
-        return Prompt(best[1], best[2], max_new_tokens, target)
+        self.last_ids = best[2]
+        return Prompt(best[1], len(best[2]), max_new_tokens, target)
 
     def build(self, spec: PromptSpec) -> list[Prompt]:
         """`spec.size` prompts, identical for the same spec, tokenizer and corpus; no two share more
@@ -204,19 +216,15 @@ class PromptBuilder:
             while True:  # an opener whose first token no other prompt of the group starts with
                 word = words[next(spare, texts.randrange(len(words)))]
                 prompt = self.make(n_in, n_out, texts, shared + word.capitalize() + " ")
-                key = self._fork(prompt.text, shared)
+                ids = self.last_ids
+                k = self.shared_tokens(shared)
+                key = (k, ids[min(k, len(ids) - 1)])  # where it leaves its group's shared part
                 if key not in used or len(used) >= len(words):
                     used.add(key)
                     break
+            self.heads[prompt.text] = tuple(ids[:k + HEAD_TOKENS])
             out.append(prompt)
         return out
-
-    def _fork(self, text: str, shared: str) -> tuple[int, int]:
-        """Where a prompt leaves the part it shares with its group: (that part's length in tokens,
-        the prompt's token after it)."""
-        k = self.shared_tokens(shared)
-        ids = self.encode(text)
-        return k, ids[min(k, len(ids) - 1)]
 
     def shared_tokens(self, shared: str = "") -> int:
         """How many leading tokens every prompt with this shared passage has in common: the chat
@@ -250,11 +258,13 @@ def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
 
 
 def prefix_stats(builder: PromptBuilder, prompts: Sequence[Prompt]) -> dict[str, int]:
-    """For the manifest: the longest token prefix two prompts share, and the instruction's tokens."""
+    """For the manifest: the longest token prefix two prompts share (compared as far as
+    HEAD_TOKENS beyond their shared part), and the instruction's tokens."""
     return {
         "prompts": len(prompts),
         "instruction_tokens": builder.shared_tokens(),
-        "max_shared_prefix_tokens": shared_prefix([builder.encode(p.text) for p in prompts]),
+        "max_shared_prefix_tokens": shared_prefix(
+            [builder.heads.get(p.text) or builder.encode(p.text) for p in prompts]),
     }
 
 
