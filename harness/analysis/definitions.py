@@ -300,7 +300,7 @@ METRICS: tuple[Metric, ...] = (
         aiperf="`--request-rate` / `--concurrency` → `request_throughput`",
     ),
     Metric(
-        key="slo",
+        key="objectives",
         name="SLO",
         unit="pass, or the objectives missed",
         definition="each step objective of [slo] that is set, against its limit: TTFT p99, ITL p99 and "

@@ -103,7 +103,8 @@ def objectives(measured: Sequence[Record], censored: int, slo: Slo) -> tuple[Obj
     if slo.error_rate is not None:
         sent = len(measured) + censored
         missed = sum(1 for r in measured if not r.ok) + censored
-        out.append(Objective("error_rate", "error rate", slo.error_rate, missed / sent if sent else math.nan, ""))
+        rate = missed / sent if sent else math.nan
+        out.append(Objective("error_rate", "error rate", slo.error_rate, rate, ""))
     return tuple(out)
 
 

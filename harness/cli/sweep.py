@@ -31,7 +31,6 @@ from harness.load.manifest import build_manifest, run_id_for
 from harness.load.preflight import Preflight, PreflightError, configure_from_server, load_tokenizer_checked
 from harness.records import runlog
 
-
 SWEEP_DESCRIPTION = ("Sweep user counts against a server; write results/<run-id>/. Every setting: "
                      "scenario file < HARNESS_<NAME> < --name.")
 

@@ -76,9 +76,10 @@ SEARCH_HEADER = ["try", "load", "TTFT p99 (ms)", "ITL p99 (ms)", "E2E p99 (s)", 
 
 
 def search_markdown(steps: Sequence[StepReport], state: SearchState) -> list[str]:
-    lines = ["", "## Capacity search", "", f"**Answer: {state.answer()}**", "",
-             "| " + " | ".join(SEARCH_HEADER) + " |", "|---" * len(SEARCH_HEADER) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in search_rows(steps, state)]
+    lines = ["", "## Capacity search", "", f"**Answer: {state.answer()}**", ""]
+    lines += ["| " + " | ".join(SEARCH_HEADER) + " |", "|---" * len(SEARCH_HEADER) + "|"]
+    for row in search_rows(steps, state):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     lines += ["", "Bracket, then bisect: doubling from start_load while steps pass, then the midpoint of "
               "[last pass, first fail] until it is narrower than the resolution; a step passes when every "
               "objective of [slo] is met, no request was censored and its window was not closed early as "
@@ -105,7 +106,8 @@ def search_plots(steps: Sequence[StepReport], slo: Slo, run_dir: Path | None) ->
     out: list[tuple[str, str]] = []
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, limit, name in ((a1, "ttft", slo.ttft_p99_ms, "TTFT p99"), (a2, "itl", slo.itl_p99_ms, "ITL p99")):
+    panels = ((a1, "ttft", slo.ttft_p99_ms, "TTFT p99"), (a2, "itl", slo.itl_p99_ms, "ITL p99"))
+    for ax, key, limit, name in panels:
         ys = [getattr(s.m, key)[99] * 1000 for s in order]
         ax.plot(loads, ys, color="0.6", zorder=1)
         ax.scatter(loads, ys, c=["tab:green" if p else "tab:red" for p in ok], zorder=2,

@@ -2,6 +2,9 @@
 
 A row's label and cell format live here; the sentence that says how it is computed comes from the
 metric registry (`harness.analysis.definitions`), so the report and docs/metrics.md cannot drift.
+
+Length: the one list of the table's rows (client, open-loop and SLO figures) beside the CSV columns
+and formats that mirror it; split, a row's label and its CSV column would live apart.
 """
 
 from __future__ import annotations
@@ -220,7 +223,7 @@ ROWS: list[Row] = [
         lambda s: f"{s.info.label}{'' if s.info.rate is not None else ' users'} → "
         f"{_f(s.achieved_rps, 2)} req/s",
     ),
-    Row("SLO", "slo", "{definition}", lambda s: "—" if s.slo is None else s.slo.status()),
+    Row("SLO", "objectives", "{definition}", lambda s: "—" if s.slo is None else s.slo.status()),
     Row(
         "Goodput: req/s (output tokens/s)",
         "goodput_rps",
@@ -246,7 +249,7 @@ ROWS: list[Row] = [
 
 
 OPEN_LOOP_METRICS = ("achieved_rps", "lag_p99_s", "queue_p99_s", "ttft_intended_p99_s")
-SLO_METRICS = ("achieved_load", "slo", "goodput_rps", "cost_per_million_good")
+SLO_METRICS = ("achieved_load", "objectives", "goodput_rps", "cost_per_million_good")
 
 
 def rows_for(steps: Sequence[StepReport]) -> list[Row]:
