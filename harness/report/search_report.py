@@ -87,6 +87,13 @@ def search_markdown(steps: Sequence[StepReport], state: SearchState) -> list[str
     return lines
 
 
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (more total and more per-user tokens/s), by x."""
+    known = [p for p in points if not (math.isnan(p[0]) or math.isnan(p[1]))]
+    front = [p for p in known if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in known)]
+    return sorted(front)
+
+
 def search_plots(steps: Sequence[StepReport], slo: Slo, run_dir: Path | None) -> list[tuple[str, str]]:
     """(title, base64 PNG): p99 latencies vs load with the SLO lines, goodput vs load, and the Pareto
     of tokens/s per user against tokens/s in total; each also written to run_dir/PLOT_FILES."""
@@ -135,9 +142,12 @@ def search_plots(steps: Sequence[StepReport], slo: Slo, run_dir: Path | None) ->
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = [s.m.throughput_tps for s in order]
     ys = [s.m.output_tps[50] for s in order]
-    ax.plot(xs, ys, marker="o", color="tab:blue")
+    ax.scatter(xs, ys, c=["tab:green" if p else "tab:red" for p in ok], zorder=2)
+    front = pareto_front(list(zip(xs, ys, strict=True)))
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:blue", zorder=1, label="Pareto front")
     for x, y, s in zip(xs, ys, order, strict=True):
         ax.annotate(s.info.label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.legend(fontsize=8)
     ax.set_xlabel("output tokens/s, total")
     ax.set_ylabel("output tokens/s per user (request p50)")
     ax.set_title("Pareto: per-user speed vs total throughput")

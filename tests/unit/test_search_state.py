@@ -102,3 +102,10 @@ def test_adaptive_plan_closes_an_over_saturated_window_early() -> None:
     assert tick is not None and tick.phase == "cooldown" and plan.stopped_early == {0}
     measure = next(s for s in plan.spans if s.phase == "measure")
     assert (measure.start, measure.end) == (1.0, 2.0)  # 2 s of a 10 s window
+
+
+def test_pareto_front_keeps_the_undominated_steps() -> None:
+    from harness.report.search_report import pareto_front
+
+    points = [(46, 11.3), (65, 8.5), (58, 7.5), (62, 7.8), (74, 6.0), (float("nan"), 1.0)]
+    assert pareto_front(points) == [(46, 11.3), (65, 8.5), (74, 6.0)]
