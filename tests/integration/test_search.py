@@ -1,15 +1,17 @@
 """`python -m harness search` end to end against the emulator.
 
-The inf2 profile (`inf2-xlarge-llama3-8b`) has 8 batch slots. With 50-token prompts and 32 output
-tokens, up to 8 closed-loop users are all served at once: TTFT is at most one prefill of the batch
-(≈ 0.1 + 7 × 50 × 1.638 ms ≈ 0.7 s, ≈ 0.87 s measured) — while a 9th user waits for a whole batch to
-finish (32 decode steps of ≈ 65 ms after its prefill: ≈ 3 s). A TTFT p99 objective of 1.5 s therefore
-crosses between 8 and 9 users, and the search must land there within one step. A plain sweep of the
-same settings (7, 8, 9, 10 users) measured TTFT p99 774 / 866 / 3,063 / 3,147 ms.
+The inf2 profile (`inf2-xlarge-llama3-8b`) has 8 batch slots. With 50-token prompts and 24 output
+tokens, up to 8 closed-loop users are all served at once: TTFT is at most the prefill of the one
+request that arrived first and then of the other seven (≈ 0.18 + 0.67 s ≈ 0.85 s) — while a 9th user
+waits for a whole batch to finish (its prefill and 24 decode steps of ≈ 65 ms: ≈ 2.4 s more), and
+among any 9 consecutive sends of 9 users one is such a waiter. A TTFT p99 objective of 1.5 s
+therefore crosses between 8 and 9 users, and the search must land there within one step. A plain
+sweep of the same settings (7, 8, 9, 10 users, ≥ 10 requests each) measured TTFT p99 773 / 854 /
+2,538 / 2,622 ms.
 
-Kept short: 3 steps (8 users passes, doubling is capped at max_load 10, which fails, the bisection
-tries 9, which fails: [8, 9)), ≥ 12 measured requests a step; started when the session's tests are
-collected (tests/support/background.py), as it mostly waits on the emulator's clock.
+Kept short (≈ 40 s): 3 steps (8 users passes, doubling is capped at max_load 10, which fails, the
+bisection tries 9, which fails: [8, 9)), ≥ 10 measured requests a step; started when the session's
+tests are collected (tests/support/background.py), as it mostly waits on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SLOTS = PROFILES["inf2-xlarge-llama3-8b"].max_batch_size
 TTFT_SLO_MS = 1500.0
-SHORT = ["--input-mean", "50", "--input-stddev", "0", "--output-mean", "32", "--prompt-pool-size", "32",
-         "--warmup-min-s", "1", "--measure-min-requests", "12", "--measure-min-s", "1",
+SHORT = ["--input-mean", "50", "--input-stddev", "0", "--output-mean", "24", "--prompt-pool-size", "32",
+         "--warmup-min-s", "1", "--measure-min-requests", "10", "--measure-min-s", "1",
          "--measure-max-s", "10", "--quiet"]
 
 
