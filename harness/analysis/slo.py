@@ -49,7 +49,8 @@ class Objective:
         return not math.isnan(self.value) and self.value <= self.limit
 
     def describe(self) -> str:
-        shown = "n/a" if math.isnan(self.value) else f"{self.value:,.4g}"
+        v = self.value
+        shown = "n/a" if math.isnan(v) else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
         return f"{self.label} {shown} {'≤' if self.passed else '>'} {self.limit:g} {self.unit}".strip()
 
 
