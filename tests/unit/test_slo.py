@@ -78,3 +78,26 @@ def test_slo_settings_are_flags_and_variables() -> None:
         RunConfig(slo={"error_rate": 2})
     with pytest.raises(ValueError):
         RunConfig(search={"start_load": 8, "max_load": 4})
+
+
+def test_a_step_missing_an_slo_is_flagged_and_strict_exits_1() -> None:
+    from harness import exitcodes
+    from harness.analysis.attribution import Window
+    from harness.config.model import Flags
+    from harness.report.inputs import StepInfo
+    from harness.report.steps import compute
+    from harness.report.tables import markdown_table
+
+    records = [rec(i, 300 + i, 10, phase="measure", wall_start=1000.0 + i * 0.1) for i in range(20)]
+    info = StepInfo(step=0, users=4, window=Window(1000.0, 1002.0), close=1010.0)
+    (met,) = compute(records, [info], 1.0, Flags(), slo=Slo(ttft_p99_ms=500, request_ttft_ms=310))
+    assert met.slo is not None and met.slo.passed and met.slo.good == 11
+    assert not any(f.startswith("SLO missed") for f in met.flags)
+    (missed,) = compute(records, [info], 1.0, Flags(), slo=Slo(ttft_p99_ms=300))
+    assert "SLO missed (TTFT p99 319 > 300 ms)" in missed.flags
+    assert exitcodes.for_flags(missed.flags) == exitcodes.THRESHOLDS
+    table = markdown_table([met, missed])
+    assert "| SLO | pass | MISS: TTFT p99 319 > 300 ms |" in table
+    assert "| Load: offered → achieved | 4 users → 10.00 req/s | 4 users → 10.00 req/s |" in table
+    (plain,) = compute(records, [info], 1.0, Flags())  # no [slo]: no SLO rows
+    assert plain.slo is None and "| SLO |" not in markdown_table([plain])
