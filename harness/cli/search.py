@@ -52,7 +52,7 @@ class Search:
 
     def finish(self, run_dir: Path, reports: list[Any], storm: str | None, interrupted: bool) -> int:
         """Print the answer (replayed from the report, as `harness report` would) and pick the exit code."""
-        from harness.load.search import BELOW_MIN
+        from harness.load.search import bracket
         from harness.records.runlog import read_run_log
         from harness.report.search_report import search_state
 
@@ -67,19 +67,12 @@ class Search:
             print("error: the search measured no step", file=sys.stderr)
             return exitcodes.DEGRADED
         print(f"\ncapacity: {state.answer()}")
-        lo, _hi = state_bracket(state)
+        lo, _hi = bracket(state.trials)
         if lo is None:
-            if state.status() == BELOW_MIN:
-                print(f"the SLOs were missed even at the lowest load (exit code {exitcodes.SLO_UNMET})",
-                      file=sys.stderr)
+            print(f"the SLOs were missed even at the lowest load tried ({state.status()}; exit code "
+                  f"{exitcodes.SLO_UNMET})", file=sys.stderr)
             return exitcodes.SLO_UNMET
         return exitcodes.OK
-
-
-def state_bracket(state: Any) -> tuple[float | None, float | None]:
-    from harness.load.search import bracket
-
-    return bracket(state.trials)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,7 +83,7 @@ def test_slo_missed_at_the_lowest_load_is_its_own_exit_code(fast_emulator, tmp_p
         "--results-dir", str(tmp_path), "--run-id", "miss", "--quiet", "--no-plots",
     ], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == exitcodes.SLO_UNMET, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "no load met the SLOs" in proc.stdout and "missed even at the lowest load" in proc.stderr
+    assert "no load met the SLOs" in proc.stdout and "missed even at the lowest load tried" in proc.stderr
     assert "search: step 0 at 2 users" in proc.stdout and "search: step 1 at 1 users" in proc.stdout
 
 
