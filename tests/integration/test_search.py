@@ -78,13 +78,13 @@ def test_search_lands_where_ttft_p99_crosses_the_slo(prestarted) -> None:
 def test_slo_missed_at_the_lowest_load_is_its_own_exit_code(fast_emulator, tmp_path: Path) -> None:
     proc = subprocess.run([
         sys.executable, "-m", "harness", "search", "--url", fast_emulator.url, "--ttft-p99-ms", "0.001",
-        "--start-load", "2", "--min-load", "1", "--output-mean", "4", "--prompt-pool-size", "16",
+        "--start-load", "1", "--min-load", "1", "--output-mean", "4", "--prompt-pool-size", "16",
         "--warmup-min-s", "0", "--measure-min-requests", "4", "--measure-max-s", "5",
         "--results-dir", str(tmp_path), "--run-id", "miss", "--quiet", "--no-plots",
     ], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == exitcodes.SLO_UNMET, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "no load met the SLOs" in proc.stdout and "missed even at the lowest load tried" in proc.stderr
-    assert "search: step 0 at 2 users" in proc.stdout and "search: step 1 at 1 users" in proc.stdout
+    assert "search: step 0 at 1 users: TTFT p99" in proc.stdout and "step 1" not in proc.stdout
 
 
 def test_a_search_needs_an_slo(tmp_path: Path) -> None:
