@@ -15,7 +15,7 @@ PORT ?= 8080
 ARGS ?=
 WORKERS ?=
 
-.PHONY: venv test test-fast bench ui perf emulate images engine lint clean
+.PHONY: venv test test-fast bench search ui perf emulate images engine lint clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,12 @@ bench: venv
 	$(PY) -m harness sweep --scenario $(SCENARIO) \
 		$(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
 		$(if $(MODEL),--model-id $(MODEL)) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+
+# The highest load meeting the SLOs (python -m harness search); SLO flags in ARGS, e.g.
+# make search ARGS="--ttft-p99-ms 1500 --start-load 4"
+search: venv
+	$(PY) -m harness search $(if $(TGI_URL),--url $(TGI_URL)) $(if $(SERVER),--server $(SERVER)) \
+		$(if $(MODEL),--model-id $(MODEL)) $(ARGS)
 
 ui: venv
 	$(PY) -m harness ui --scenario $(SCENARIO) $(if $(TGI_URL),--url $(TGI_URL)) \

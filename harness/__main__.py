@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("harness.cli.emulate", "run the TGI emulator (HTTP server)"),
     "sweep": ("harness.cli.sweep", "headless sweep through user counts; writes results/<run-id>/"),
+    "search": ("harness.cli.search", "highest load meeting the SLOs ([slo]); writes results/<run-id>/"),
     "report": ("harness.cli.report", "recompute a report from a results directory"),
     "collect": ("harness.cli.collect", "merge the records of several hosts' directories, then report"),
     "ui": ("harness.cli.ui", "Locust web UI against the emulator or a TGI URL"),

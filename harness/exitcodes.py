@@ -11,6 +11,7 @@ THRESHOLDS = 1  # thresholds or SLOs missed (a flagged step with --strict)
 BAD_INPUT = 2  # configuration, flags, environment, tokenizer, results directory
 DEGRADED = 3  # measured, but not to be trusted: client-bound, lost worker, censored, nothing measured
 TARGET_UNUSABLE = 4  # unreachable, unhealthy, wrong API, every request failing, crashed
+SLO_UNMET = 5  # `search`: no load met the SLOs, not even the lowest one tried
 INTERRUPTED = 130  # Ctrl-C (SIGINT)
 TERMINATED = 143  # SIGTERM
 
@@ -20,6 +21,7 @@ TABLE: tuple[tuple[int, str], ...] = (
     (BAD_INPUT, "bad input: configuration, flags, environment, tokenizer, results directory"),
     (DEGRADED, "degraded: client-bound, lost worker, censored requests, nothing measured"),
     (TARGET_UNUSABLE, "target unusable: unreachable, unhealthy, wrong API, error storm, no response"),
+    (SLO_UNMET, "search: the SLOs were missed even at the lowest load tried"),
     (INTERRUPTED, "interrupted (Ctrl-C); the report is written from what was recorded"),
     (TERMINATED, "terminated (SIGTERM); the report is written from what was recorded"),
 )

@@ -289,6 +289,48 @@ METRICS: tuple[Metric, ...] = (
         counts=MEASURED_OK + " that received a token",
     ),
     Metric(
+        key="achieved_load",
+        name="Load: offered → achieved",
+        unit="users or requests/s → requests/s",
+        definition="the load the step offered (its users, or its nominal rate) and the requests it sent "
+        "inside the window ÷ the window",
+        counts=COUNTED,
+        vllm="`--request-rate` / `--max-concurrency` → `request_throughput`",
+        guidellm="the rate or concurrency profile → `requests_per_second`",
+        aiperf="`--request-rate` / `--concurrency` → `request_throughput`",
+    ),
+    Metric(
+        key="objectives",
+        name="SLO",
+        unit="pass, or the objectives missed",
+        definition="each step objective of [slo] that is set, against its limit: TTFT p99, ITL p99 and "
+        "E2E p99 over the successful measured requests (no sample: missed), error rate = (failed + "
+        "censored) ÷ requests sent in the window; a figure at most its limit passes",
+        counts=MEASURED_OK + "; error rate: " + COUNTED,
+        vllm="— (goodput thresholds only)",
+        guidellm="— (its over-saturation stop is not an SLO)",
+        aiperf="— (goodput thresholds only)",
+    ),
+    Metric(
+        key="goodput_rps",
+        name="Goodput",
+        unit="requests/s (output tokens/s)",
+        definition="successful requests sent inside the window that met every per-request threshold of "
+        "[slo] (request_ttft_ms, request_itl_ms on the request's mean ITL, request_e2e_s; none set: every "
+        "successful one) ÷ the window, and their output tokens ÷ the window (DistServe's goodput)",
+        counts=MEASURED_OK + " meeting every per-request threshold",
+        vllm="`request_goodput` (`--goodput ttft:… tpot:… e2el:…`, req/s)",
+        aiperf="`goodput` (`--goodput`, req/s)",
+    ),
+    Metric(
+        key="cost_per_million_good",
+        name="Cost per 1M output tokens at goodput",
+        unit="$",
+        definition="instance $/h ÷ (goodput in output tokens/s × 3600) × 10⁶: what a million tokens that "
+        "met the thresholds cost (n/a without a price or a measured request)",
+        counts=MEASURED_OK + " meeting every per-request threshold (via goodput)",
+    ),
+    Metric(
         key="client_cpu_percent",
         name="Client CPU",
         unit="% (100 = one core)",

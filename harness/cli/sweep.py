@@ -31,12 +31,15 @@ from harness.load.manifest import build_manifest, run_id_for
 from harness.load.preflight import Preflight, PreflightError, configure_from_server, load_tokenizer_checked
 from harness.records import runlog
 
+SWEEP_DESCRIPTION = ("Sweep user counts against a server; write results/<run-id>/. Every setting: "
+                     "scenario file < HARNESS_<NAME> < --name.")
 
-def parse(argv: list[str] | None) -> RunConfig:
+
+def parse(argv: list[str] | None, prog: str = "python -m harness sweep",
+          description: str = SWEEP_DESCRIPTION) -> RunConfig:
     ap = argparse.ArgumentParser(
-        prog="python -m harness sweep",
-        description="Sweep user counts against a server; write results/<run-id>/. Every setting: "
-        "scenario file < HARNESS_<NAME> < --name.",
+        prog=prog,
+        description=description,
         epilog=exitcodes.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,9 +70,10 @@ def preflight(cfg: RunConfig, url: str) -> tuple[RunConfig, Preflight]:
     return cfg, pre
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, search: Any = None) -> int:
+    """`search`: the capacity search's hooks (harness.cli.search.Search), else a plain sweep."""
     try:
-        return _main(argv)
+        return _main(argv, search)
     except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
@@ -78,17 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         return exitcodes.TERMINATED if interrupts.terminated() else exitcodes.INTERRUPTED
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, search: Any = None) -> int:
     interrupts.sigterm_as_interrupt()
-    code = _run(argv)
+    code = _run(argv, search)
     if code == exitcodes.INTERRUPTED and interrupts.terminated():
         return exitcodes.TERMINATED
     return code
 
 
-def _run(argv: list[str] | None) -> int:
+def _run(argv: list[str] | None, search: Any = None) -> int:
     try:
-        cfg = parse(argv).with_run_seed()  # prompts no earlier run sent, unless --seed is given
+        cfg = search.parse(argv) if search else parse(argv)
+        cfg = cfg.with_run_seed()  # prompts no earlier run sent, unless --seed is given
         headers = request_headers(cfg.request, os.environ)  # a header that cannot be built: exit 2
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -186,6 +191,8 @@ def _run(argv: list[str] | None) -> int:
                       preflight={"api": pre.api, "model_name": pre.model_name, "warnings": pre.warnings})
         manifest = build_manifest(cfg, run_id, server, stamp_source(cfg.request.stamps, url),
                                   source=" ".join(sys.argv[1:]))
+        if search:
+            manifest["search"] = search.describe(cfg)
         runlog.write_header(run_dir, manifest)
         users = ", ".join(cfg.step_labels)
         print(f"sweep {cfg.name}: {pre.api} on {url} ({ident.model_id or 'model unknown'}), users {users} "
@@ -193,7 +200,7 @@ def _run(argv: list[str] | None) -> int:
         from harness.load.locust.runner import run_locust
 
         try:
-            shape = run_locust(cfg, url, run_dir)
+            shape = run_locust(cfg, url, run_dir, search.shape() if search else None)
         except RuntimeError as exc:  # workers that never connected
             print(f"error: {exc}", file=sys.stderr)
             return exitcodes.DEGRADED
@@ -233,6 +240,8 @@ def _run(argv: list[str] | None) -> int:
     print()
     print(markdown_table(reports))
     print(f"\nreport: {run_dir / 'report.html'}")
+    if search:
+        return search.finish(run_dir, reports, storm=storm, interrupted=interrupted)
     if storm:
         print(f"error: stopped early: {storm}", file=sys.stderr)
         return exitcodes.TARGET_UNUSABLE

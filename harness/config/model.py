@@ -380,6 +380,58 @@ class Distributed(_Section):
     connect_timeout_s: Pos = Field(120.0, description="how long the master waits for its workers")
 
 
+class Slo(_Section):
+    """Service-level objectives (harness.analysis.slo): per step, each objective set here passes or
+    fails, and goodput counts the requests that met every per-request threshold. Unset: not checked."""
+
+    ttft_p99_ms: Pos | None = Field(None, description="SLO: TTFT p99 of a step at most this (ms)")
+    itl_p99_ms: Pos | None = Field(None, description="SLO: ITL p99 of a step at most this (ms/token)")
+    e2e_p99_s: Pos | None = Field(None, description="SLO: E2E p99 of a step at most this (s)")
+    error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="SLO: (failed + censored) ÷ requests sent in the window at most this (0..1)")
+    request_ttft_ms: Pos | None = Field(
+        None, description="goodput: a request is good only if its TTFT is at most this (ms)")
+    request_itl_ms: Pos | None = Field(
+        None, description="goodput: ... and its mean ITL, (last − first token) ÷ (tokens − 1), at most "
+        "this (ms/token; vLLM's per-request TPOT)")
+    request_e2e_s: Pos | None = Field(
+        None, description="goodput: ... and its E2E at most this (s)")
+
+    @property
+    def step_objectives(self) -> bool:
+        return any(v is not None for v in (self.ttft_p99_ms, self.itl_p99_ms, self.e2e_p99_s,
+                                           self.error_rate))
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in self.model_dump().values())
+
+
+class Search(_Section):
+    """`python -m harness search` (harness.load.search): the highest load that meets [slo]."""
+
+    kind: Literal["users", "rate"] = Field(
+        "users", description="search: over closed-loop user counts or open-loop request rates")
+    start_load: Pos = Field(1.0, description="search: the first load tried (users or requests/s)")
+    min_load: Pos = Field(1.0, description="search: never below this load (a miss here: exit 5)")
+    max_load: Pos = Field(256.0, description="search: never above this load")
+    resolution: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.1, description="search: stop when the bracket [last pass, first fail] is at most this fraction "
+        "of its lower end wide (users: at least 1 user)")
+    max_tries: Annotated[int, Field(gt=0)] = Field(16, description="search: steps tried at most")
+    arrival: Arrival = Field("poisson", description="search --kind rate: the arrival process")
+    early_stop: bool = Field(
+        True, description="search: close a step's window early when TTFT grows steadily within it "
+        "(over-saturated, harness.analysis.saturation)")
+
+    @model_validator(mode="after")
+    def _range(self) -> Search:
+        if not self.min_load <= self.start_load <= self.max_load:
+            raise ValueError(f"search needs min_load ≤ start_load ≤ max_load, got {self.min_load:g}, "
+                             f"{self.start_load:g}, {self.max_load:g}")
+        return self
+
+
 class RunConfig(_Section):
     name: str = Field("scenario", description="run name (used in the run id)")
     description: str = Field("", description="one line about the scenario")
@@ -391,6 +443,8 @@ class RunConfig(_Section):
     output: Output = Output()
     telemetry: Telemetry = Telemetry()
     distributed: Distributed = Distributed()
+    slo: Slo = Slo()
+    search: Search = Search()
 
     @field_validator("name")
     @classmethod

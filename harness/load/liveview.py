@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.analysis import metrics
 from harness.analysis.attribution import counts_tokens
-from harness.config.model import Flags
+from harness.config.model import Flags, Slo
 from harness.records.record import Record
 from harness.report.inputs import StepInfo
 from harness.report.steps import compute
@@ -153,12 +153,13 @@ class LiveView:
 
     def step_table(
         self, infos: Sequence[StepInfo], price: float | None, flags: Flags,
-        open_steps: frozenset[int] = frozenset(), now: float | None = None,
+        open_steps: frozenset[int] = frozenset(), now: float | None = None, slo: Slo | None = None,
     ) -> dict[str, Any]:
         """The report's table (harness.report.tables.rows_for) over the steps whose window has opened:
         a closed window's column is the report's column for that step once its last overlapping
         record arrived; an open one (`open_steps`, its window ending now) is recomputed at most
-        every OPEN_REFRESH_S, as reading every token of the window blocks the event loop."""
+        every OPEN_REFRESH_S, as reading every token of the window blocks the event loop. With SLOs
+        (`slo`), the SLO rows too: load offered → achieved, SLO status, goodput."""
         now = time.monotonic() if now is None else now
         self.place()
         columns = []
@@ -172,7 +173,7 @@ class LiveView:
                     and now - cached[2] < OPEN_REFRESH_S)
             )
             if not fresh:
-                (report,) = compute(recs, [info], price, flags)
+                (report,) = compute(recs, [info], price, flags, slo=slo)
                 cached = self._cache[info.step] = (key, report, now)
             columns.append(cached[1])
         return {

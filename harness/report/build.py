@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.config.model import Flags
+from harness.config.model import Flags, Slo
 from harness.records.record import Record
 from harness.records.runlog import read_run_log
 from harness.report import atomic
@@ -90,8 +90,14 @@ def rebuild(
     scrapes = read_scrapes(run_dir / SERVER_METRICS)
     neuron = read_scrapes(run_dir / NEURON_METRICS)
     price = (cfg.get("target") or {}).get("price_per_hour")
-    steps = compute(records, infos, price, flags, scrapes, neuron)
+    slo = Slo(**cfg["slo"]) if cfg.get("slo") else None
+    steps = compute(records, infos, price, flags, scrapes, neuron, slo)
     md = summary_markdown(steps, manifest)
+    from harness.report.search_report import search_markdown, search_plots, search_state
+
+    search = search_state(steps, manifest, steps_json)
+    if search is not None:
+        md += "\n".join(search_markdown(steps, search)) + "\n"
     if write:
         if from_log:
             atomic.write_text(run_dir / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
@@ -104,7 +110,9 @@ def rebuild(
         if neuron is not None:
             write_server_parquet(run_dir / "neuron_metrics.parquet", neuron)
         images = plots(steps, records) + server_plot(steps, scrapes, neuron) if with_plots else []
-        atomic.write_text(run_dir / "report.html", report_html(steps, images, manifest))
+        if search is not None and with_plots:
+            images = search_plots(steps, slo or Slo(), run_dir) + images
+        atomic.write_text(run_dir / "report.html", report_html(steps, images, manifest, search))
     return steps, md, records
 
 

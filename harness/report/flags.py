@@ -25,7 +25,7 @@ FLAGS_NOTE = (
     "less precisely than max_clock_uncertainty of the window: requests near the window's edges may be "
     "counted in the wrong step); rate steps: *client-bound* also when achieved ÷ offered rate < 0.99 or "
     "the schedule lag p99 > 5 ms, *queued at max_concurrency* when arrivals waited for a slot (the client "
-    "queue time)."
+    "queue time); with [slo]: *SLO missed* (an objective's figure above its limit, or unknown)."
 )
 
 

@@ -37,8 +37,14 @@ def report_html(
     steps: Sequence[StepReport],
     images: list[tuple[str, str]],
     manifest: dict[str, Any] | None,
+    search: Any = None,
 ) -> str:
-    """The whole page as a string; `images` are (caption, base64 PNG) pairs from `plots.plots`."""
+    """The whole page as a string; `images` are (caption, base64 PNG) pairs from `plots.plots`;
+    `search`: the capacity search replayed (harness.report.search_report), shown above the table."""
+    from harness.report.search_report import SEARCH_HEADER, search_rows
+
+    search_view = None if search is None else {
+        "answer": search.answer(), "header": SEARCH_HEADER, "rows": search_rows(steps, search)}
     title, description = describe_run(manifest)
     rows = [
         {"label": row.label, "how": row.explanation, "cells": [row.cell(s) for s in steps]}
@@ -62,4 +68,5 @@ def report_html(
         notes=[ATTRIBUTION_RULE, ATTRIBUTION_DETAIL, PERCENTILE_NOTE, FLAGS_NOTE.replace("*", "")],
         manifest=json.dumps(manifest or {}, indent=2, default=str),
         workers=workers_table(steps, manifest),
+        search=search_view,
     )

@@ -9,7 +9,8 @@ from harness.analysis import metrics
 from harness.analysis.attribution import counted_records, split_step
 from harness.analysis.metrics import StepMetrics
 from harness.analysis.openloop import OpenLoop, open_loop
-from harness.config.model import Flags
+from harness.analysis.slo import SloResult, slo_result
+from harness.config.model import Flags, Slo
 from harness.records.record import Record
 from harness.report.flags import step_flags
 from harness.report.inputs import StepInfo
@@ -24,6 +25,13 @@ class StepReport:
     flags: list[str]
     open_loop: OpenLoop | None = None  # rate steps: offered vs achieved, schedule lag, queue time
     server: ServerStep | None = field(default=None)
+    slo: SloResult | None = None  # with an [slo] section: objectives, goodput, cost at goodput
+
+    @property
+    def achieved_rps(self) -> float:
+        """Requests sent in the window ÷ the window (closed or open loop; NaN without a window)."""
+        w = self.m.window_s
+        return self.m.sent / w if w and w > 0 else float("nan")
 
 
 def compute(
@@ -33,9 +41,11 @@ def compute(
     flags: Flags,
     scrapes: Scrapes | None = None,
     neuron: Scrapes | None = None,
+    slo: Slo | None = None,
 ) -> list[StepReport]:
     """Each step's metrics, from the records the attribution rule gives it, and its flags; with the
-    server's scraped metrics, its server-side figures too."""
+    server's scraped metrics, its server-side figures too; with SLOs (any set), its objectives and
+    goodput (a missed objective is a flag: --strict exits 1)."""
     out = []
     for info in infos:
         split = split_step(records, info.step, info.closed_at)
@@ -55,5 +65,10 @@ def compute(
         step_flags_ = step_flags(info, m, flags, loop)
         if server is not None and server.count_mismatch:
             step_flags_.append("server count differs")
-        out.append(StepReport(info, m, step_flags_, loop, server))
+        verdict = None
+        if slo is not None and slo.any:
+            verdict = slo_result(measured, m.censored, m.window_s, slo, price)
+            if not verdict.passed:
+                step_flags_.append("SLO missed (" + "; ".join(o.describe() for o in verdict.missed) + ")")
+        out.append(StepReport(info, m, step_flags_, loop, server, verdict))
     return out

@@ -2,6 +2,9 @@
 
 A row's label and cell format live here; the sentence that says how it is computed comes from the
 metric registry (`harness.analysis.definitions`), so the report and docs/metrics.md cannot drift.
+
+Length: the one list of the table's rows (client, open-loop and SLO figures) beside the CSV columns
+and formats that mirror it; split, a row's label and its CSV column would live apart.
 """
 
 from __future__ import annotations
@@ -213,6 +216,27 @@ ROWS: list[Row] = [
         "{definition}",
         lambda s: _loop(s, lambda o: _pair_ms(o.ttft_intended_p50_s, o.ttft_intended_p99_s)),
     ),
+    Row(
+        "Load: offered → achieved",
+        "achieved_load",
+        "{definition}",
+        lambda s: f"{s.info.label}{'' if s.info.rate is not None else ' users'} → "
+        f"{_f(s.achieved_rps, 2)} req/s",
+    ),
+    Row("SLO", "objectives", "{definition}", lambda s: "—" if s.slo is None else s.slo.status()),
+    Row(
+        "Goodput: req/s (output tokens/s)",
+        "goodput_rps",
+        "{definition}",
+        lambda s: "—" if s.slo is None else f"{_f(s.slo.goodput_rps, 2)} ({_f(s.slo.goodput_tps, 1)})",
+    ),
+    Row(
+        "Cost per 1M output tokens at goodput",
+        "cost_per_million_good",
+        "{definition}",
+        lambda s: "—" if s.slo is None or math.isnan(s.slo.cost_per_million_good)
+        else f"${s.slo.cost_per_million_good:,.2f}",
+    ),
     Row("Client CPU (%)", "client_cpu_percent", "{definition}", lambda s: _f(s.info.client_cpu_percent, 0)),
     Row(
         "Client lag p99 (ms)",
@@ -225,13 +249,18 @@ ROWS: list[Row] = [
 
 
 OPEN_LOOP_METRICS = ("achieved_rps", "lag_p99_s", "queue_p99_s", "ttft_intended_p99_s")
+SLO_METRICS = ("achieved_load", "objectives", "goodput_rps", "cost_per_million_good")
 
 
 def rows_for(steps: Sequence[StepReport]) -> list[Row]:
-    """The rows a report shows: the open-loop ones only when a step is open-loop."""
-    if any(s.open_loop is not None for s in steps):
-        return ROWS
-    return [row for row in ROWS if row.metric not in OPEN_LOOP_METRICS]
+    """The rows a report shows: the open-loop ones only when a step is open-loop, the SLO ones
+    (load offered → achieved, SLO status, goodput) only when the run has SLOs."""
+    hidden: tuple[str, ...] = ()
+    if not any(s.open_loop is not None for s in steps):
+        hidden += OPEN_LOOP_METRICS
+    if all(s.slo is None for s in steps):
+        hidden += SLO_METRICS
+    return [row for row in ROWS if row.metric not in hidden]
 
 
 def column_title(steps: Sequence[StepReport]) -> str:
@@ -330,6 +359,11 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
         row["flags"] = "; ".join(s.flags)
         row["rate"] = s.info.rate
+        row["sent_per_s"] = s.achieved_rps
+        if s.slo is not None:
+            row.update(slo_pass=s.slo.passed, slo=s.slo.status(), good=s.slo.good,
+                       goodput_rps=s.slo.goodput_rps, goodput_tps=s.slo.goodput_tps,
+                       cost_per_million_good=s.slo.cost_per_million_good)
         for key in ("offered_rps", "achieved_rps", "lag_p50_s", "lag_p99_s", "queue_p50_s", "queue_p99_s",
                     "ttft_intended_p50_s", "ttft_intended_p99_s"):
             row[key] = None if s.open_loop is None else getattr(s.open_loop, key)

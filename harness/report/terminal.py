@@ -107,6 +107,12 @@ def step_text(s: StepReport, records: Sequence[Record]) -> list[str]:
         f"  client CPU {_num(info.client_cpu_percent, 0)}%, scheduling lag p99 "
         f"{_num(info.sched_lag_p99_ms)} ms (max {_num(info.sched_lag_max_ms)} ms)",
     ]
+    if s.slo is not None:
+        g = s.slo
+        offered = info.label + ("" if info.rate is not None else " users")
+        lines.append(f"  load {offered} → {_num(s.achieved_rps, 2)} req/s sent; goodput "
+                     f"{_num(g.goodput_rps, 2)} req/s ({_num(g.goodput_tps, 1)} tokens/s, {g.good:,} good); "
+                     f"SLO {g.status()}")
     bound = [f for f in s.flags if f.startswith("client-bound")]
     if bound:
         lines.append(f"  WARNING {bound[0]}: latencies include the client's own delay; "

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.analysis import definitions
 from harness.analysis.metrics import StepMetrics
 from harness.analysis.openloop import OpenLoop
+from harness.analysis.slo import SloResult
 from harness.report import tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ def test_every_metric_has_a_definition_and_four_peer_cells() -> None:
 def test_registry_keys_name_real_figures() -> None:
     fields = {f.name for f in dataclasses.fields(StepMetrics)}
     fields |= {f.name for f in dataclasses.fields(OpenLoop)}  # rate steps' figures
+    fields |= {f.name for f in dataclasses.fields(SloResult)} | {"achieved_load"}  # [slo]: StepReport
     from_client = {"client_cpu_percent", "sched_lag_p99_ms"}  # StepInfo, from steps.json
     for m in definitions.METRICS:
         assert m.key in fields | from_client, m.key

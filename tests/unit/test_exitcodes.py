@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_codes_are_the_documented_ones() -> None:
-    assert [code for code, _ in exitcodes.TABLE] == [0, 1, 2, 3, 4, 130, 143]
+    assert [code for code, _ in exitcodes.TABLE] == [0, 1, 2, 3, 4, 5, 130, 143]
+    assert exitcodes.describe(exitcodes.SLO_UNMET).startswith("search: the SLOs were missed")
     assert exitcodes.describe(4).startswith("target unusable")
     assert exitcodes.describe(99) == "unknown exit code 99"
 
@@ -35,6 +36,7 @@ def test_sweep_help_ends_with_the_table() -> None:
     (["high error rate (50%)", "client-bound (CPU 99%)"], 3),
     (["censored (3 of 20 still open at the close)"], 3),
     (["nothing measured", "too few samples (0 < 10)"], 3),
+    (["SLO missed (TTFT p99 2,000 > 1500 ms)"], 1),
 ])
 def test_strict_maps_flags_to_codes(flags: list[str], code: int) -> None:
     assert exitcodes.for_flags(flags) == code

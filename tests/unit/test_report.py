@@ -175,7 +175,7 @@ def test_missing_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_report_html_carries_table_plots_definitions_and_manifest_escaped(tmp_path: Path) -> None:
-    from harness.report.tables import OPEN_LOOP_METRICS, ROWS
+    from harness.report.tables import OPEN_LOOP_METRICS, ROWS, SLO_METRICS
 
     run = make_run(tmp_path)
     manifest, steps = runlog.read_run_log(run)
@@ -185,9 +185,9 @@ def test_report_html_carries_table_plots_definitions_and_manifest_escaped(tmp_pa
     report.build_report(run)
     html = (run / "report.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html  # autoescaped
-    for row in ROWS:  # every row, but the open-loop ones of a closed-loop run
+    for row in ROWS:  # every row, but the open-loop ones of a closed-loop run and the SLO ones without SLOs
         shown = f"<b>{row.label}</b>" in html.replace("&#39;", "'").replace("&amp;", "&")
-        assert shown == (row.metric not in OPEN_LOOP_METRICS), row.label
+        assert shown == (row.metric not in OPEN_LOOP_METRICS + SLO_METRICS), row.label
     assert html.count("data:image/png;base64,") >= 6 and "<h2>Manifest</h2>" in html
     assert "&#34;price_per_hour&#34;" in html or "&quot;price_per_hour&quot;" in html
 

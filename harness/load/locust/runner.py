@@ -25,13 +25,15 @@ from harness.config.model import RunConfig
 from harness.load.locust import cluster, guard, interrupts
 from harness.load.locust.listeners import register
 from harness.load.locust.monitor import ClientMonitor
-from harness.load.locust.shapes import SweepShape
+from harness.load.locust.shapes import PlanShape, SweepShape
 from harness.load.locust.users import shared, user_class
 from harness.report import atomic
 
 
-def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
+def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None = None) -> PlanShape:
     """Run the sweep in this process (local runner) and write Locust's CSV and HTML into run_dir.
+
+    `shape`: another plan than the configuration's step list (the capacity search's SearchShape).
 
     `cfg` is the resolved configuration (output.records_dir = run_dir, request.model_name set);
     the listeners hand it to the users unchanged (harness_sweep marks it as already resolved).
@@ -42,7 +44,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path) -> SweepShape:
     )
     opts.harness_config = cfg.model_dump_json()
     setup_logging(opts.loglevel)
-    shape = SweepShape()
+    shape = shape if shape is not None else SweepShape()
     shared.configure(cfg)
     # No stop timeout: the last step's cool-down already waited for every request its window counts
     # (harness.analysis.attribution); the ones still in flight were sent in the cool-down.
