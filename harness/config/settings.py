@@ -2,10 +2,10 @@
 
 A setting's name is its key path below its section (`request.timeout_s` → `timeout_s`, a phase's
 `steps.measure.min_s` → `measure_min_s`), the step list (`steps.users`) is `steps` (`parse_step`).
-From the name:
-the flag `--timeout-s`, the variable `HARNESS_TIMEOUT_S`. Nothing here is written by hand per
-setting: `python -m harness sweep --help`, the Locust options of the users and the environment
-all come from this table, so they cannot drift from the model's names, defaults or allowed values.
+From the name: the flag `--timeout-s`, the variable `HARNESS_TIMEOUT_S`. Nothing here is written
+by hand per setting: `python -m harness sweep --help`, the Locust options of the users and the
+environment all come from this table, so they cannot drift from the model's names, defaults or
+allowed values.
 """
 
 from __future__ import annotations
