@@ -204,11 +204,11 @@ class Step(_Section):
     def trace_window(self, timeout_s: float) -> PhaseRule:
         """A trace step's window: every entry sent, at most measure.max_s (default: the trace's
         duration / speed + timeout_s); its own measure table may lower min_requests or add min_s."""
-        from harness.workload.trace import load_trace
+        from harness.workload.trace import LEAD_S, load_trace
 
         t = load_trace(self.trace or "")
         m = self.measure
-        max_s = m.max_s if m.max_s is not None else t.duration_s / self.speed + timeout_s
+        max_s = m.max_s if m.max_s is not None else LEAD_S + t.duration_s / self.speed + timeout_s
         min_s = m.min_s or 0.0
         if max_s < min_s:
             raise ValueError(f"max_s ({max_s:g}) is less than min_s ({min_s:g})")

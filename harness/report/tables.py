@@ -330,6 +330,7 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
         row["sched_lag_p99_ms"] = s.info.sched_lag_p99_ms
         row["flags"] = "; ".join(s.flags)
         row["rate"] = s.info.rate
+        row["trace"] = s.info.trace
         for key in ("offered_rps", "achieved_rps", "lag_p50_s", "lag_p99_s", "queue_p50_s", "queue_p99_s",
                     "ttft_intended_p50_s", "ttft_intended_p99_s"):
             row[key] = None if s.open_loop is None else getattr(s.open_loop, key)

@@ -7,7 +7,7 @@ A trace is JSONL, one request per line, in send order:
 integers > 0; `text`, when given, is sent as the prompt as is (else the run builds a distinct prompt
 of `input_tokens` tokens, harness.workload.prompts). Blank lines are skipped. A `trace = "…"` step
 (harness.config.model.Step) replays it on its own absolute clock: entry i is due at
-timestamp / speed seconds after the step's start, whatever the server does.
+LEAD_S + timestamp / speed seconds after the step's start, whatever the server does.
 
 Why the file is read when the configuration is validated (the model's only file read): a trace
 that cannot be replayed must stop the run before any server starts, with one line naming file:line.
@@ -30,6 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 
 TRACES = Path(__file__).resolve().with_name("traces")  # shipped traces (package data)
+# The trace's time 0 is this long after its step starts: every load generator's driver is running
+# by then (a distributed one gets its spawn message first), so the first entries are not sent late.
+LEAD_S = 0.5
 
 
 class TraceError(ValueError):

@@ -281,6 +281,7 @@ class PlanShape(LoadTestShape):
                     "users": span.users,
                     **({"rate": spec.rate, "arrival": spec.arrival, "burstiness": spec.burstiness,
                         "max_concurrency": spec.max_concurrency} if spec.rate is not None else {}),
+                    **({"trace": spec.trace, "speed": spec.speed} if spec.trace is not None else {}),
                     "min_requests": spec.measure.min_requests,
                     "warmup_rule": spec.warmup.describe(),
                     "measure_rule": spec.measure.describe(),
