@@ -15,7 +15,8 @@ A `trace = …` step is driven the same way, its schedule being the trace's time
 (harness.workload.trace, from LEAD_S after the step's start): driver i of W sends entries i,
 i + W, i + 2W, … each with its entry's prompt (built before the test, `Shared.trace_prompts`),
 every entry once — one due before the driver ran is sent late (its lag shows it), not skipped —
-then idles until the step changes.
+then idles until the step changes. Its drivers start sending when the window opens (the
+master's tag leaves "ramp" once every load generator runs its driver), on the window's clock.
 
 Why not Locust's `constant_throughput` wait time: it paces each user separately, after its own
 request, so users synchronise into bursts and a slow server lowers the offered rate.
@@ -53,6 +54,11 @@ def cap_share(cap: int | None, drivers: int, index: int) -> int | None:
 def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
     """Send the current step's share of arrivals until the step changes (or the user is stopped)."""
     tag = runstate.current()
+    while spec.trace is not None and tag.phase == "ramp":  # a trace runs on its window's clock
+        gevent.sleep(_IDLE_S)
+        if runstate.current().step != tag.step:
+            return
+        tag = runstate.current()
     runner = user.environment.runner
     drivers = max(1, tag.drivers)
     index = (getattr(runner, "worker_index", 0) or 0) % drivers if isinstance(runner, WorkerRunner) else 0

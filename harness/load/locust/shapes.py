@@ -198,9 +198,11 @@ class PlanShape(LoadTestShape):
                 return 0, 1000.0
             return None
         users = self._target(tick)
-        # an open-loop step's schedules run on its ramp's start (when its drivers are started)
+        # an open-loop step's schedules run on its ramp's start (when its drivers are started), a
+        # trace's on its window's (its drivers wait for every load generator's, harness.load.plan)
         mine = [sp for sp in self.plan.spans if sp.step == tick.step]
-        start = next((sp.start for sp in mine if sp.phase == "ramp"), mine[0].start)
+        first = "measure" if self.plan.steps[tick.step].trace is not None else "ramp"
+        start = next((sp.start for sp in mine if sp.phase == first), mine[0].start)
         self._tag(tick.step, tick.step_users, tick.tag, self.drivers(), self._wall0 + start)
         # an open-loop step's drivers start at once
         return users, tick.spawn_rate if users == tick.users else max(tick.spawn_rate, float(users))
