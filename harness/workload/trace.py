@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,6 +143,8 @@ def load_trace(name: str) -> Trace:
     except OSError:
         shipped = ", ".join(shipped_traces())
         raise TraceError(f"{name}: trace file not found (shipped traces: {shipped})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise TraceError(f"{name}: not a file")
     return _load(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
