@@ -246,7 +246,9 @@ class PlanShape(LoadTestShape):
         if tick is None or plan is None:
             return None
         now = self.get_run_time()
-        return progress_line(tick.step, tick.steps, tick.users, tick.phase, now - plan.spans[-1].start,
+        spec = plan.steps[tick.step]
+        load = tick.users if spec.rate is None else spec.label  # "20 req/s", "trace synthetic"
+        return progress_line(tick.step, tick.steps, load, tick.phase, now - plan.spans[-1].start,
                              shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:
