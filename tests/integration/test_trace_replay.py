@@ -58,7 +58,8 @@ def records(run: Path, step: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("step,speed", [(0, 1.0), (1, 2.0)])
-def test_every_entry_is_sent_once_at_its_intended_time(run: tuple[Path, str], step: int, speed: float) -> None:
+def test_every_entry_is_sent_once_at_its_intended_time(run: tuple[Path, str], step: int,
+                                                      speed: float) -> None:
     recs = records(run[0], step)
     assert len(recs) == len(ENTRIES) and all(r["phase"] == "measure" and r["status"] == 200 for r in recs)
     by_size = {r["input_tokens"]: r for r in recs}
@@ -80,7 +81,8 @@ def test_the_report_shows_offered_and_achieved(run: tuple[Path, str]) -> None:
     rows = list(csv.DictReader(open(path / "summary.csv")))
     for row in rows:
         assert int(row["sent"]) == len(ENTRIES) and int(row["failed"]) == 0
-        assert float(row["achieved_rps"]) == pytest.approx(float(row["offered_rps"]))  # all sent in the window
+        # every entry was sent in the window
+        assert float(row["achieved_rps"]) == pytest.approx(float(row["offered_rps"]))
         assert row["trace"].endswith("t.jsonl")
     assert float(rows[1]["queue_p50_s"]) >= 0  # the capped step reports client queue time
     steps = json.loads((path / "steps.json").read_text())
