@@ -96,8 +96,9 @@ class _Layers:
             value = _keep_step_tables(node.get("users"), value)
         if len(s.path) == 3 and s.path[0] == "steps":  # a window key: the default and every step
             phase = s.path[1]
-            tables = [node] + [
-                e.setdefault(phase, {}) for e in self.data["steps"].get("users") or [] if isinstance(e, dict)
+            tables = [node] + [  # a trace step has no warm-up (harness.config.model.Step)
+                e.setdefault(phase, {}) for e in self.data["steps"].get("users") or []
+                if isinstance(e, dict) and not (phase == "warmup" and "trace" in e)
             ]
             for t in tables:
                 if isinstance(t, dict):

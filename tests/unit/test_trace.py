@@ -211,5 +211,8 @@ def test_steps_flag_mixes_kinds_and_keeps_the_files_tables(tmp_path: Path) -> No
     assert specs[0].measure.min_s == 7  # the file's table for 2 users
     assert (specs[1].arrival, specs[1].max_concurrency) == ("constant", 4)  # the file's 20/s table
     assert (specs[2].arrival, specs[2].max_concurrency) == ("poisson", None)  # not that table
+    # a warm-up flag applies to every step but a trace step (which has none)
+    mixed = load_config(None, cli={"steps": "2,trace:synthetic", "warmup_min_s": "3"}, environ={})
+    assert [s.warmup.min_s for s in mixed.plan_steps()] == [3, 0]
     env = load_config(None, environ={"HARNESS_STEPS": "3/s:gamma:2"}).plan_steps()[0]
     assert (env.rate, env.arrival, env.burstiness) == (3.0, "gamma", 2.0)
