@@ -3,7 +3,8 @@
 Every mode reads this model — `python -m harness sweep`, the web UI, plain `locust -f`, and every
 worker of a master/worker run (the master resolves it once and Locust hands it to the workers
 with its custom options, see harness.load.locust.config). It is plain validated data: pydantic v2
-models with unknown keys forbidden and ranges checked, no I/O.
+models with unknown keys forbidden and ranges checked, no I/O (but reading a trace step's file:
+harness.config.model.Step).
 
 Layers (harness.config.layers): scenario file < `HARNESS_*` environment < command line. Each
 setting has ONE name, its key path below its section: `[request] timeout_s` is `--timeout-s` and
