@@ -196,11 +196,12 @@ class Step(_Section):
         return self
 
     def resolved_trace(self) -> tuple[str, int, float]:
-        """A trace step's (resolved path, entries, mean rate at its speed)."""
+        """A trace step's (resolved path, entries, mean rate at its speed, to 4 significant digits:
+        the report's nominal rate)."""
         from harness.workload.trace import load_trace
 
         t = load_trace(self.trace or "")
-        return t.path, len(t.entries), t.mean_rate(self.speed)
+        return t.path, len(t.entries), float(f"{t.mean_rate(self.speed):.4g}")
 
     def trace_window(self, timeout_s: float) -> PhaseRule:
         """A trace step's window: every entry sent, at most measure.max_s (default: the trace's
