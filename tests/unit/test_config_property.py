@@ -129,11 +129,19 @@ step_texts = st.lists(st.one_of(
     st.sampled_from(["trace:synthetic.jsonl", "trace:synthetic", "trace:synthetic.jsonl@2",
                      "trace:synthetic.jsonl@0", "trace:synthetic.jsonl@x", "trace:", "trace:/nope"]),
     st.text(max_size=6)), min_size=1, max_size=4).map(",".join)
-flag_values = st.one_of(st.text(max_size=20), step_texts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=step_texts, env=st.booleans())
+def test_random_steps_are_accepted_or_one_line(steps: str, env: bool) -> None:
+    if env:
+        _check(lambda: load_config(None, environ={"HARNESS_STEPS": steps}))
+    else:
+        _check(lambda: load_config(None, cli={"steps": steps}, environ={}))
 
 
 @settings(max_examples=300, deadline=None)
-@given(flags=st.dictionaries(st.sampled_from(SETTING_NAMES), flag_values, max_size=5),
+@given(flags=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=5),
        env=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=3))
 def test_random_flags_and_variables_are_accepted_or_one_line(flags: dict[str, str],
                                                             env: dict[str, str]) -> None:
