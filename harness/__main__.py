@@ -16,12 +16,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("harness.cli.report", "recompute a report from a results directory"),
     "collect": ("harness.cli.collect", "merge the records of several hosts' directories, then report"),
     "ui": ("harness.cli.ui", "Locust web UI against the emulator or a TGI URL"),
+    "trace-convert": ("harness.cli.trace_convert", "convert a public request trace (Azure CSV) to JSONL"),
 }
 
 
 def usage() -> str:
     lines = ["usage: python -m harness <command> [options]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
     from harness.exitcodes import EPILOG
 
     return "\n".join(lines) + "\n\n" + EPILOG

@@ -257,8 +257,9 @@ METRICS: tuple[Metric, ...] = (
         key="achieved_rps",
         name="Rate (open loop)",
         unit="requests/s: nominal / offered / achieved",
-        definition="rate steps: the step's nominal rate; offered = requests the arrival schedule meant to "
-        "send inside the window ÷ window; achieved = requests sent inside it ÷ window",
+        definition="rate and trace steps: the step's nominal rate (a trace's: entries ÷ its replayed "
+        "length); offered = requests the arrival schedule meant to send inside the window ÷ window; "
+        "achieved = requests sent inside it ÷ window",
         counts="every request the step sent (offered: by intended send time), " + COUNTED + " (achieved)",
         vllm="`--request-rate` / `request_throughput`",
         guidellm="the rate profile / `requests_per_second`",

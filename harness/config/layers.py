@@ -6,7 +6,7 @@ upper layers win everywhere, per step too:
   `[steps]` default AND in every step's own table; a lower layer's opposite bound that contradicts
   it (`max_s` below the new `min_s`, or `min_s` above the new `max_s`) is dropped, so "at least
   60 s" is never silently capped at a file's 21 s;
-- `--steps 1,4` keeps a file's per-step table for the user counts it keeps.
+- `--steps 1,4` (or `20/s`, `trace:FILE`) keeps a file's per-step table for the steps it keeps.
 Errors are `ConfigError`: one line naming the layer (file, variable or flag), the key, the problem
 and the allowed values — never a traceback.
 """
@@ -96,8 +96,9 @@ class _Layers:
             value = _keep_step_tables(node.get("users"), value)
         if len(s.path) == 3 and s.path[0] == "steps":  # a window key: the default and every step
             phase = s.path[1]
-            tables = [node] + [
-                e.setdefault(phase, {}) for e in self.data["steps"].get("users") or [] if isinstance(e, dict)
+            tables = [node] + [  # a trace step has no warm-up (harness.config.model.Step)
+                e.setdefault(phase, {}) for e in self.data["steps"].get("users") or []
+                if isinstance(e, dict) and not (phase == "warmup" and "trace" in e)
             ]
             for t in tables:
                 if isinstance(t, dict):
@@ -123,9 +124,22 @@ def _override_bound(table: dict[str, Any], leaf: str, value: Any) -> None:
         table["min_s"] = v
 
 
-def _keep_step_tables(old: Any, users: list[int]) -> list[Any]:
-    by_users = {e["users"]: e for e in old or [] if isinstance(e, dict) and "users" in e}
-    return [copy.deepcopy(by_users.get(u, u)) for u in users]
+def _keep_step_tables(old: Any, steps: list[Any]) -> list[Any]:
+    """The upper layer's steps, each replaced by the lower layer's table that it matches (same
+    users; same rate or trace and whatever else the entry gives), so `--steps 1,4` or `--steps 20/s`
+    keep a file's windows and caps for the steps they keep."""
+    tables = [e for e in old or [] if isinstance(e, dict)]
+
+    def match(entry: Any) -> Any:
+        want = {"users": entry} if isinstance(entry, int) else entry
+        if not isinstance(want, dict):
+            return entry
+        for t in tables:
+            if all(k in t and t[k] == v for k, v in want.items()):
+                return copy.deepcopy(t)
+        return entry
+
+    return [match(e) for e in steps]
 
 
 def load_config(

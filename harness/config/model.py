@@ -3,7 +3,8 @@
 Every mode reads this model — `python -m harness sweep`, the web UI, plain `locust -f`, and every
 worker of a master/worker run (the master resolves it once and Locust hands it to the workers
 with its custom options, see harness.load.locust.config). It is plain validated data: pydantic v2
-models with unknown keys forbidden and ranges checked, no I/O.
+models with unknown keys forbidden and ranges checked, no I/O (but reading a trace step's file:
+harness.config.model.Step).
 
 Layers (harness.config.layers): scenario file < `HARNESS_*` environment < command line. Each
 setting has ONE name, its key path below its section: `[request] timeout_s` is `--timeout-s` and
@@ -110,11 +111,21 @@ class StepSpec:
     arrival: str = "poisson"
     burstiness: float = 1.0
     max_concurrency: int | None = None  # open loop: requests in flight at most (the rest queue)
+    trace: str | None = None  # trace replay: the trace file (resolved path); `rate` is its mean rate
+    speed: float = 1.0  # trace replay: entry i is due at timestamp / speed
 
     @property
     def label(self) -> str:
-        """How the report heads the step's column: "16" (users) or "20 req/s"."""
+        """How the report heads the step's column: "16" (users), "20 req/s" or "trace name ×2"."""
+        if self.trace is not None:
+            return trace_label(self.trace, self.speed)
         return str(self.users) if self.rate is None else f"{self.rate:g} req/s"
+
+
+def trace_label(path: str, speed: float = 1.0) -> str:
+    """A trace step's column heading: "trace synthetic" or "trace synthetic ×2"."""
+    name = path.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    return f"trace {name}" + ("" if speed == 1.0 else f" ×{speed:g}")
 
 
 # --- the sections --------------------------------------------------------------------------
@@ -147,10 +158,19 @@ class Phase(_Section):
 
 class Step(_Section):
     """One entry of `[steps] users` written as a table: its own windows over the defaults, and
-    either `users` (closed loop) or `rate` (open loop: requests/s with an arrival process)."""
+    either `users` (closed loop), `rate` (open loop: requests/s with an arrival process) or `trace`
+    (open loop: a recorded trace replayed on its own clock, harness.workload.trace).
+
+    A trace step has no warm-up and its window is the trace: it opens with the step (the trace's
+    time 0) and closes once every entry was sent (`measure.max_s` caps it; default: the trace's
+    duration / speed + timeout_s), then the cool-down as usual. The file is read and checked here,
+    when the configuration is validated (the model's one file read; a bad line stops the run
+    before any server starts, naming file:line)."""
 
     users: Annotated[int, Field(gt=0)] | None = None
     rate: Pos | None = None
+    trace: str | None = None
+    speed: Pos = 1.0
     arrival: Arrival = "poisson"
     burstiness: Pos = 1.0
     max_concurrency: Annotated[int, Field(gt=0)] | None = None
@@ -159,19 +179,51 @@ class Step(_Section):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if (self.users is None) == (self.rate is None):
-            raise ValueError("a step gives users (closed loop) or rate (open loop), exactly one of them")
-        if self.rate is None and (self.max_concurrency is not None or self.arrival != "poisson"
-                                  or self.burstiness != 1.0):
-            raise ValueError("arrival, burstiness and max_concurrency apply to rate steps only")
+        if sum(x is not None for x in (self.users, self.rate, self.trace)) != 1:
+            raise ValueError("a step gives users (closed loop), rate or trace (open loop): exactly one")
+        if self.rate is None and (self.arrival != "poisson" or self.burstiness != 1.0):
+            raise ValueError("arrival and burstiness apply to rate steps only")
+        if self.users is not None and self.max_concurrency is not None:
+            raise ValueError("max_concurrency applies to rate and trace steps only")
+        if self.trace is None and self.speed != 1.0:
+            raise ValueError("speed applies to trace steps only")
+        if self.trace is not None:
+            if self.warmup != Phase():
+                raise ValueError("a trace step has no warm-up (its window is the whole trace)")
+            from harness.workload.trace import load_trace  # plain data; cached per file version
+
+            load_trace(self.trace)  # TraceError (a ValueError): one line naming file:line
         return self
+
+    def resolved_trace(self) -> tuple[str, int, float]:
+        """A trace step's (resolved path, entries, mean rate at its speed, to 4 significant digits:
+        the report's nominal rate)."""
+        from harness.workload.trace import load_trace
+
+        t = load_trace(self.trace or "")
+        return t.path, len(t.entries), float(f"{t.mean_rate(self.speed):.4g}")
+
+    def trace_window(self, timeout_s: float) -> PhaseRule:
+        """A trace step's window: every entry sent, at most measure.max_s (default: the trace's
+        duration / speed + timeout_s); its own measure table may lower min_requests or add min_s."""
+        from harness.workload.trace import LEAD_S, load_trace
+
+        t = load_trace(self.trace or "")
+        m = self.measure
+        max_s = m.max_s if m.max_s is not None else LEAD_S + t.duration_s / self.speed + timeout_s
+        min_s = m.min_s or 0.0
+        if max_s < min_s:
+            raise ValueError(f"max_s ({max_s:g}) is less than min_s ({min_s:g})")
+        n = len(t.entries) if m.min_requests is None else min(m.min_requests, len(t.entries))
+        return PhaseRule(min_s=min_s, max_s=max_s, min_requests=n)
 
 
 class Steps(_Section):
     users: list[Annotated[int, Field(gt=0)] | Step] = Field(
         default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
         min_length=1,
-        description="user counts, e.g. 1,2,4,8 (in a file, entries may be tables with their own windows)",
+        description="user counts, rates and traces, e.g. 1,2,4 or 5/s,10/s:constant,20/s:gamma:0.5 or "
+        "trace:synthetic.jsonl@2 (in a file, entries may be tables with their own windows)",
     )
     warmup: Phase = Field(Phase(min_s=10.0), description="warm-up rule of every step")
     measure: Phase = Field(
@@ -465,11 +517,22 @@ class RunConfig(_Section):
         for i, entry in enumerate(s.users):
             own = entry if isinstance(entry, Step) else Step(users=entry)
             where = f"steps.users[{i}]" if isinstance(entry, Step) else "steps"
+            cap = s.cooldown_max_s if s.cooldown_max_s is not None else timeout + 5.0
+            if own.trace is not None:  # the trace's own window, no warm-up (see Step)
+                try:
+                    meas = own.trace_window(timeout)
+                except ValueError as exc:
+                    raise ValueError(f"{where}.measure: {exc}") from None
+                path, _, mean_rate = own.resolved_trace()
+                out.append(StepSpec(
+                    users=1, warmup=PhaseRule(), measure=meas, cooldown_max_s=cap, rate=mean_rate,
+                    max_concurrency=own.max_concurrency, trace=path, speed=own.speed,
+                ))
+                continue
             warm = own.warmup.over(s.warmup).resolve(timeout, where + ".warmup")
             meas = own.measure.over(s.measure).resolve(timeout, where + ".measure")
             if meas.max_s <= 0 or math.isnan(meas.max_s):
                 raise ValueError(f"{where}.measure: the window must last > 0 s (set min_s or max_s)")
-            cap = s.cooldown_max_s if s.cooldown_max_s is not None else timeout + 5.0
             out.append(StepSpec(
                 users=own.users or 1, warmup=warm, measure=meas, cooldown_max_s=cap, rate=own.rate,
                 arrival=own.arrival, burstiness=own.burstiness, max_concurrency=own.max_concurrency,
@@ -491,7 +554,7 @@ class RunConfig(_Section):
 
     @property
     def step_labels(self) -> list[str]:
-        """Each step as the report heads it: "16" (users) or "20 req/s"."""
+        """Each step as the report heads it: "16" (users), "20 req/s" or "trace synthetic"."""
         return [st.label for st in self.plan_steps()]
 
     @property

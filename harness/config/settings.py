@@ -1,10 +1,11 @@
 """The flat table of settings derived from harness.config.model: one name per setting.
 
 A setting's name is its key path below its section (`request.timeout_s` → `timeout_s`, a phase's
-`steps.measure.min_s` → `measure_min_s`), the step list (`steps.users`) is `steps`. From the name:
-the flag `--timeout-s`, the variable `HARNESS_TIMEOUT_S`. Nothing here is written by hand per
-setting: `python -m harness sweep --help`, the Locust options of the users and the environment
-all come from this table, so they cannot drift from the model's names, defaults or allowed values.
+`steps.measure.min_s` → `measure_min_s`), the step list (`steps.users`) is `steps` (`parse_step`).
+From the name: the flag `--timeout-s`, the variable `HARNESS_TIMEOUT_S`. Nothing here is written
+by hand per setting: `python -m harness sweep --help`, the Locust options of the users and the
+environment all come from this table, so they cannot drift from the model's names, defaults or
+allowed values.
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ class Setting:
                 return False
             raise SettingError(f"expected true or false, got {text!r}")
         if self.kind == "steps":
-            try:
-                return [int(x) for x in text.replace(" ", "").split(",") if x]
-            except ValueError:
-                raise SettingError(f"expected comma-separated user counts, got {text!r}") from None
+            return [parse_step(x) for x in text.split(",") if x.strip()]
         if self.kind == "list":
             if text.startswith("["):
                 try:
@@ -89,6 +87,50 @@ class Setting:
                 out[k.strip()] = v.strip()
             return out
         return text
+
+
+STEPS_SYNTAX = ("N (users), R/s[:ARRIVAL[:BURSTINESS]] (rate; ARRIVAL constant, poisson or gamma), "
+                "trace:FILE[@SPEED] (trace replay)")
+
+
+def parse_step(text: str) -> int | dict[str, Any]:
+    """One `--steps` entry as the file would hold it: `8` → 8 users; `5/s` → {rate = 5} (Poisson),
+    `5/s:constant`, `5/s:gamma:0.5` (arrival, burstiness); `trace:FILE` → {trace = FILE},
+    `trace:FILE@2` → at twice its speed. Ranges and files are checked by the model, not here."""
+    item = text.strip()
+    bad = SettingError(f"entry {item!r}: expected {STEPS_SYNTAX}")
+    if item.startswith("trace:"):
+        path, at, speed = item[len("trace:"):].rpartition("@") if "@" in item else (item[6:], "", "")
+        if not path.strip():
+            raise bad
+        out: dict[str, Any] = {"trace": path.strip()}
+        if at:
+            try:
+                out["speed"] = float(speed)
+            except ValueError:
+                raise bad from None
+        return out
+    if "/s" in item:
+        rate, _, rest = item.partition("/s")
+        parts = rest.split(":") if rest else []
+        if parts and parts[0] != "":
+            raise bad  # "5/sec", "5/s3"
+        parts = parts[1:]
+        try:
+            out = {"rate": float(rate)}
+            if parts:
+                out["arrival"] = parts[0]
+            if len(parts) == 2:
+                out["burstiness"] = float(parts[1])
+        except ValueError:
+            raise bad from None
+        if len(parts) > 2 or (parts and not parts[0]):
+            raise bad
+        return out
+    try:
+        return int(item)
+    except ValueError:
+        raise bad from None
 
 
 def _kind(info: FieldInfo) -> Kind:

@@ -18,7 +18,9 @@ Each step goes [stop →] ramp → warmup → measure → cooldown:
   0 to N at max(spawn_rate, N) users/s, i.e. in one go, so the users send their first requests
   together (as llmperf's per-concurrency runs do); those requests run at the step's full user
   count, so they carry the tag of the phase that follows the ramp: "warmup", or "measure" when the
-  step has no warm-up (the window then opens with its first requests, which count).
+  step has no warm-up (the window then opens with its first requests, which count). A trace step
+  (`StepSpec.trace`) has no warm-up and its ramp keeps the "ramp" tag: its drivers send nothing
+  until every load generator runs one, then replay the trace from the window's start.
 - warmup: the new load settles (queues fill, batches form); its requests count nowhere.
 - measure: the window. A request counts in the step if it was *sent* in the window (tag
   "measure"), however long it takes: the rule is `harness.analysis.attribution`.
@@ -126,8 +128,9 @@ class SweepPlan:
         return abs(self.steps[index].users - prev) / self.rate(index)
 
     def tag_of(self, index: int, phase: str) -> str:
-        """The phase a record sent now is tagged with (a one-shot ramp: the phase after it)."""
-        if phase == "ramp" and self.oneshot(index):
+        """The phase a record sent now is tagged with (a one-shot ramp: the phase after it; a
+        trace step's ramp stays "ramp": its drivers wait for the window, the trace's clock)."""
+        if phase == "ramp" and self.oneshot(index) and self.steps[index].trace is None:
             return "warmup" if self.steps[index].warmup.max_s > 0 else "measure"
         return phase
 

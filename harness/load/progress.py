@@ -67,13 +67,14 @@ def _dur(seconds: float) -> str:
 def progress_line(
     step: int,
     steps: int,
-    users: int,
+    users: int | str,
     phase: str,
     phase_elapsed: float,
     live: StepLive | None,
     left: tuple[float, float],
 ) -> str:
-    """One terminal line: `step 2/5 · 2 users · measure 12s · 4 ok / 0 failed · TTFT p50 1020 ms · …`"""
+    """One terminal line: `step 2/5 · 2 users · measure 12s · 4 ok / 0 failed · TTFT p50 1020 ms · …`
+    (`users`: a count, or an open-loop step's label, e.g. "20 req/s")."""
     live = live or StepLive()
     ttft = metrics.percentile(live.ttft, 50)
     itl = metrics.percentile(live.itl, 50)
@@ -83,7 +84,8 @@ def progress_line(
     left_s = _dur(lo) if abs(hi - lo) < 1 else f"{_dur(lo)}–{_dur(hi)}"
     top = live.top_error()
     failed = f"{live.failed} failed" + (f" (most: {top})" if top else "")
+    load = f"{users} users" if isinstance(users, int) else users
     return (
-        f"step {step + 1}/{steps} · {users} users · {phase} {_dur(phase_elapsed)} · "
+        f"step {step + 1}/{steps} · {load} · {phase} {_dur(phase_elapsed)} · "
         f"{live.ok} ok / {failed} · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.attribution import CANCELLED, Window
+from harness.config.model import trace_label
 from harness.records.record import Record, read_records
 
 
@@ -46,7 +47,9 @@ class StepInfo:
     window: Window
     min_requests: int = 0
     close: float | None = None
-    rate: float | None = None  # open-loop steps: the nominal rate (requests/s)
+    rate: float | None = None  # open-loop steps: the nominal rate (requests/s; a trace's mean rate)
+    trace: str | None = None  # trace steps: the trace file
+    speed: float = 1.0  # trace steps: the replay's speed factor
     client_cpu_percent: float | None = None
     sched_lag_p99_ms: float | None = None
     sched_lag_max_ms: float | None = None
@@ -57,7 +60,9 @@ class StepInfo:
 
     @property
     def label(self) -> str:
-        """The step's column heading: its users, or its rate."""
+        """The step's column heading: its users, its rate, or its trace."""
+        if self.trace is not None:
+            return trace_label(self.trace, self.speed)
         return str(self.users) if self.rate is None else f"{self.rate:g} req/s"
 
     @property
@@ -92,6 +97,8 @@ def steps_from_json(data: list[dict[str, Any]]) -> list[StepInfo]:
                 min_requests=s.get("min_requests", 0),
                 close=close,
                 rate=s.get("rate"),
+                trace=s.get("trace"),
+                speed=float(s.get("speed") or 1.0),
                 client_cpu_percent=client.get("cpu_percent"),
                 sched_lag_p99_ms=client.get("sched_lag_p99_ms"),
                 sched_lag_max_ms=client.get("sched_lag_max_ms"),

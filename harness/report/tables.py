@@ -364,6 +364,7 @@ def csv_rows(steps: Sequence[StepReport]) -> list[dict[str, Any]]:
             row.update(slo_pass=s.slo.passed, slo=s.slo.status(), good=s.slo.good,
                        goodput_rps=s.slo.goodput_rps, goodput_tps=s.slo.goodput_tps,
                        cost_per_million_good=s.slo.cost_per_million_good)
+        row["trace"] = s.info.trace
         for key in ("offered_rps", "achieved_rps", "lag_p50_s", "lag_p99_s", "queue_p50_s", "queue_p99_s",
                     "ttft_intended_p50_s", "ttft_intended_p99_s"):
             row[key] = None if s.open_loop is None else getattr(s.open_loop, key)

@@ -196,21 +196,29 @@ class PromptBuilder:
         self.last_ids = best[2]
         return Prompt(best[1], len(best[2]), max_new_tokens, target)
 
-    def build(self, spec: PromptSpec) -> list[Prompt]:
+    def build(self, spec: PromptSpec, sizes: Sequence[tuple[int, int]] | None = None) -> list[Prompt]:
         """`spec.size` prompts, identical for the same spec, tokenizer and corpus; no two share more
-        than the instruction (and, with `prefix_tokens`, their group's passage) as a token prefix."""
+        than the instruction (and, with `prefix_tokens`, their group's passage) as a token prefix.
+
+        `sizes`: one prompt per (input tokens, max new tokens) given, in order, instead of lengths
+        drawn from the spec (a trace's entries); an input shorter than the instruction gets the
+        shortest prompt there is."""
         lengths = random.Random(spec.seed if spec.lengths_seed is None else spec.lengths_seed)
         texts = random.Random(spec.seed)
         passages = [self.passage(texts, spec.prefix_tokens) for _ in range(max(1, spec.prefix_groups))]
         words = self.openers()
-        pick = texts.sample(range(len(words)), min(len(words), spec.size + 64))
+        size = spec.size if sizes is None else len(sizes)
+        pick = texts.sample(range(len(words)), min(len(words), size + 64))
         spare = iter(pick)
-        floor = max(spec.min_input, self.overhead + 1)
+        floor = max(spec.min_input, self.overhead + 1) if sizes is None else self.overhead + 1
         used: set[tuple[int, int]] = set()  # (group, first token after the shared part)
         out = []
-        for i in range(spec.size):
-            n_in = _sample(lengths, spec.input_mean, spec.input_stddev, floor)
-            n_out = _sample(lengths, spec.output_mean, spec.output_stddev, spec.min_output)
+        for i in range(size):
+            if sizes is None:
+                n_in = _sample(lengths, spec.input_mean, spec.input_stddev, floor)
+                n_out = _sample(lengths, spec.output_mean, spec.output_stddev, spec.min_output)
+            else:
+                n_in, n_out = max(floor, sizes[i][0]), sizes[i][1]
             group = i % len(passages)
             shared = passages[group] + (" " if passages[group] else "")
             while True:  # an opener whose first token no other prompt of the group starts with

@@ -1,6 +1,7 @@
 """An open-loop step over Locust's master and two workers: the master splits the rate, each worker
 drives its share with its own seed, and the union of both schedules is the requested process
-(a constant 20 req/s: the two workers' 10 req/s schedules interleave)."""
+(a constant 20 req/s: the two workers' 10 req/s schedules interleave). Then a trace step: entry i
+goes to worker i mod 2, and the union of what both sent is the trace."""
 
 from __future__ import annotations
 
@@ -33,20 +34,22 @@ output_stddev = 0
 prompt_pool_size = 100
 
 [steps]
-users = [{ rate = 20, arrival = "constant", measure = { min_s = 6, max_s = 6 } }]
+users = [{ rate = 20, arrival = "constant", measure = { min_s = 6, max_s = 6 } }, { trace = "TRACE" }]
 warmup = { min_s = 1, max_s = 1 }
 
 [request]
 timeout_s = 30
 """
-
+TRACE = [{"timestamp": 0.05 * i, "input_tokens": 60 + i, "output_tokens": 2} for i in range(16)]
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess) -> Path:
     tmp = tmp_path_factory.mktemp("openloop-distributed")
     scenario, out, logs = tmp / "scenario.toml", tmp / "records", tmp / "logs"
-    scenario.write_text(SCENARIO)
+    trace = tmp / "trace.jsonl"
+    trace.write_text("".join(json.dumps(e) + "\n" for e in TRACE))
+    scenario.write_text(SCENARIO.replace("TRACE", str(trace)))
     logs.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
     env.update(HARNESS_SCENARIO=str(scenario), PYTHONUNBUFFERED="1")
@@ -85,7 +88,7 @@ def test_the_union_of_the_workers_schedules_is_the_requested_rate(records: Path)
 
     shares = []
     for recs in per_worker:
-        times = sorted(intended(r) for r in recs if r["phase"] == "measure")
+        times = sorted(intended(r) for r in recs if r["phase"] == "measure" and r["step"] == 0)
         assert all(r["t_intended"] is not None for r in recs)
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.1, abs=0.002)  # each worker: 10 req/s
@@ -100,6 +103,14 @@ def test_the_union_of_the_workers_schedules_is_the_requested_rate(records: Path)
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
     row = next(csv.DictReader(open(records / "summary.csv")))
     assert float(row["achieved_rps"]) / float(row["offered_rps"]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_the_master_splits_a_trace_entry_i_to_worker_i_mod_2(records: Path) -> None:
+    shares = []
+    for path in sorted(records.glob("records-*.jsonl")):
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        shares.append(sorted(r["input_tokens"] - 60 for r in recs if r["step"] == 1))  # its entries' numbers
+    assert sorted(shares) == [list(range(0, 16, 2)), list(range(1, 16, 2))]  # each entry once, i mod 2
 
 
 def statistics_median(xs: list[float]) -> float:

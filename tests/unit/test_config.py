@@ -155,7 +155,7 @@ def test_lists_and_tables_from_flags_and_env() -> None:
          "target.price_per_hour: Input should be a valid number"),
         ("[target]\nserver = 'tpu'\n", (), {}, "target.server: Input should be 'emulator', 'neuronx-tgi'"),
         ("[request]\nheaders = ['NoColon']\n", (), {}, "expected 'Name: value'"),
-        ("", ("--steps", "1,x"), {}, "--steps: expected comma-separated user counts"),
+        ("", ("--steps", "1,x"), {}, "--steps: entry 'x': expected N (users), R/s"),
         ("", ("--seed", "abc"), {}, "--seed: workload.seed: Input should be a valid integer"),
         ("", ("--url", "localhost:80"), {}, "--url: target.url: must start with http://"),
         ("", (), {"HARNESS_TIMEOUT_S": "-1"},

@@ -26,7 +26,9 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30), st.sampled_from(["http://127.0.0.1:8080", "http://", "ftp://x", "http://h:99999",
-                                           "chat", "generate_stream", "llama3", "1,2,4", "-1", "0", "nan"]),
+                                           "chat", "generate_stream", "llama3", "1,2,4", "-1", "0", "nan",
+                                           "5/s", "2/s:gamma:0.5", "1,3/s:constant", "0/s", "4/s:",
+                                           "trace:synthetic.jsonl@2", "trace:nope.jsonl", "trace:@"]),
 )
 values = st.recursive(
     scalars,
@@ -118,6 +120,26 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+# `--steps` entries: user counts, rates (R/s[:ARRIVAL[:BURSTINESS]]) and traces (trace:FILE[@SPEED])
+step_texts = st.lists(st.one_of(
+    st.integers(-3, 9).map(str),
+    st.tuples(st.sampled_from(["5", "0.5", "0", "-1", "nan", "inf", "x", ""]),
+              st.sampled_from(["", ":constant", ":poisson", ":gamma:0.5", ":gamma:0", ":gamma:", ":x", ":"]))
+    .map(lambda p: f"{p[0]}/s{p[1]}"),
+    st.sampled_from(["trace:synthetic.jsonl", "trace:synthetic", "trace:synthetic.jsonl@2",
+                     "trace:synthetic.jsonl@0", "trace:synthetic.jsonl@x", "trace:", "trace:/nope"]),
+    st.text(max_size=6)), min_size=1, max_size=4).map(",".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=step_texts, env=st.booleans())
+def test_random_steps_are_accepted_or_one_line(steps: str, env: bool) -> None:
+    if env:
+        _check(lambda: load_config(None, environ={"HARNESS_STEPS": steps}))
+    else:
+        _check(lambda: load_config(None, cli={"steps": steps}, environ={}))
+
+
 @settings(max_examples=300, deadline=None)
 @given(flags=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=5),
        env=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=3))
@@ -133,6 +155,12 @@ def test_random_flags_and_variables_are_accepted_or_one_line(flags: dict[str, st
     ({"output_mean": "10", "output_stddev": "11"}, "output_stddev (11) is larger than output_mean"),
     ({"steps": "0"}, "greater than 0"),
     ({"steps": "2,-1"}, "greater than 0"),
+    ({"steps": "1,5/sec"}, "entry '5/sec': expected N (users), R/s"),
+    ({"steps": "5/s:gamma:x"}, "entry '5/s:gamma:x'"),
+    ({"steps": "5/s:bursty"}, "steps.users[0].arrival"),
+    ({"steps": "0/s"}, "steps.users[0].rate: Input should be greater than 0"),
+    ({"steps": "trace:no-such.jsonl"}, "no-such.jsonl: trace file not found"),
+    ({"steps": "trace:synthetic.jsonl@0"}, "steps.users[0].speed: Input should be greater than 0"),
     ({"input_mean": "0"}, "greater than 0"),
     ({"prompt_pool_size": "-3"}, "greater than 0"),
     ({"timeout_s": "0"}, "greater than 0"),

@@ -138,3 +138,17 @@ def test_shipped_openers_are_the_bundled_tokenizers(builders):
     builder = builders[False]
     assert builder.tok.spec == DEFAULT_TOKENIZER
     assert LLAMA3_OPENERS.read_text(encoding="utf-8").split() == builder.opener_words() == builder.openers()
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_given_sizes_a_trace_s_entries(builders, chat):
+    """A trace step's prompts: one per (input tokens, max new tokens) given, exact, distinct; an input
+    shorter than the instruction gets the shortest prompt there is (the instruction, an opener)."""
+    b = builders[chat]
+    sizes = [(300, 7), (120, 3), (900, 1), (300, 7), (1, 2)]
+    prompts = b.build(PromptSpec(seed=5, min_input=500), sizes)
+    assert [(p.input_tokens, p.max_new_tokens) for p in prompts[:4]] == sizes[:4]  # min_input not applied
+    assert prompts[4].target_tokens == b.overhead + 1 and prompts[4].max_new_tokens == 2
+    assert prompts[4].input_tokens <= b.overhead + 4
+    assert shared_prefix([b.encode(p.text) for p in prompts]) <= b.shared_tokens()
+    assert b.build(PromptSpec(seed=5, min_input=500), sizes) == prompts  # seeded

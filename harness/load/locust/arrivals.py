@@ -11,6 +11,13 @@ slow response never delays the next arrival. With `max_concurrency` the driver's
 cap bounds the requests in flight; an arrival waits for a slot, and that wait is recorded as the
 request's client queue time. Each record carries its intended send time (`Record.t_intended`).
 
+A `trace = …` step is driven the same way, its schedule being the trace's timestamps / speed
+(harness.workload.trace, from LEAD_S after the step's start): driver i of W sends entries i,
+i + W, i + 2W, … each with its entry's prompt (built before the test, `Shared.trace_prompts`),
+every entry once — one due before the driver ran is sent late (its lag shows it), not skipped —
+then idles until the step changes. Its drivers start sending when the window opens (the
+master's tag leaves "ramp" once every load generator runs its driver), on the window's clock.
+
 Why not Locust's `constant_throughput` wait time: it paces each user separately, after its own
 request, so users synchronise into bursts and a slow server lowers the offered rate.
 """
@@ -29,8 +36,12 @@ from harness.client.transport import Connection
 from harness.config.model import StepSpec
 from harness.load import runstate
 from harness.load.arrivals import ArrivalProcess, schedule, worker_seed
+from harness.workload.prompts import Prompt
+from harness.workload.trace import LEAD_S, load_trace, share
 
 _perf = time.perf_counter
+_IDLE_S = 0.1  # a driver whose trace share is sent polls for the next step this often
+_traced: set[tuple[int, float | None]] = set()  # (step, its start) whose trace share was sent here
 
 
 def cap_share(cap: int | None, drivers: int, index: int) -> int | None:
@@ -43,6 +54,11 @@ def cap_share(cap: int | None, drivers: int, index: int) -> int | None:
 def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
     """Send the current step's share of arrivals until the step changes (or the user is stopped)."""
     tag = runstate.current()
+    while spec.trace is not None and tag.phase == "ramp":  # a trace runs on its window's clock
+        gevent.sleep(_IDLE_S)
+        if runstate.current().step != tag.step:
+            return
+        tag = runstate.current()
     runner = user.environment.runner
     drivers = max(1, tag.drivers)
     index = (getattr(runner, "worker_index", 0) or 0) % drivers if isinstance(runner, WorkerRunner) else 0
@@ -57,6 +73,9 @@ def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
     started = _perf()
     anchor = tag.start_wall if tag.start_wall is not None else time.time()
     t0 = started + (anchor - time.time())
+    if spec.trace is not None:
+        _drive_trace(user, spec, tag, t0, (drivers, index), slots, free)
+        return
     for t in schedule(part, worker_seed(run_seed, tag.step or 0, index), offset):
         due = t0 + t
         if due < started:
@@ -73,12 +92,39 @@ def drive(user: Any, spec: StepSpec, run_seed: int) -> None:
         group.spawn(_one, user, due, queued, slots, free)
 
 
+def _drive_trace(user: Any, spec: StepSpec, tag: runstate.StepTag, t0: float, part: tuple[int, int],
+                 slots: Semaphore | None, free: list[Connection]) -> None:
+    """Send this driver's share of the step's trace (entry i → driver i mod W) on the step's clock,
+    once per step and process, then wait for the next step."""
+    from harness.load.locust.users import shared  # this module is imported from users: no cycle
+
+    key = (tag.step or 0, tag.start_wall)
+    if key not in _traced:
+        _traced.add(key)
+        prompts = shared.trace_prompts(tag.step or 0, user.api.chat)  # built before the test
+        for i, entry in share(load_trace(spec.trace or "").entries, *part):
+            due = t0 + LEAD_S + entry.timestamp / spec.speed
+            delay = due - _perf()
+            if delay > 0:
+                gevent.sleep(delay)
+            if runstate.current().step != tag.step:
+                return
+            queued = None
+            if slots is not None:
+                slots.acquire()
+                queued = max(0.0, _perf() - due)
+            user.arrivals.spawn(_one, user, due, queued, slots, free, prompts[i])
+    while runstate.current().step == tag.step:
+        gevent.sleep(_IDLE_S)
+
+
 def _one(
-    user: Any, due: float, queued: float | None, slots: Semaphore | None, free: list[Connection]
+    user: Any, due: float, queued: float | None, slots: Semaphore | None, free: list[Connection],
+    prompt: Prompt | None = None,
 ) -> None:
     conn = free.pop() if free else user.new_connection()
     try:
-        prompt = user.pool.next()
+        prompt = prompt or user.pool.next()
         body = user.api.body(prompt.text, prompt.max_new_tokens)
         n_in, n_out = prompt.input_tokens, prompt.max_new_tokens
         user.send(body, n_in, n_out, conn=conn, t_intended=due, queued_s=queued)

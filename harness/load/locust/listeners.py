@@ -208,6 +208,9 @@ def _prepare(cfg: RunConfig, worker_index: int, environment: Any) -> None:
     shared.configure(cfg, worker_index)
     for cls in our_classes(environment):
         off_loop(shared.pool, cls.api_for(cfg).chat)
+        for step, spec in enumerate(shared.steps):
+            if spec.trace is not None:  # before the test: building prompts is not the test's load
+                off_loop(shared.trace_prompts, step, cls.api_for(cfg).chat)
 
 
 def prepare_test(environment: Any) -> RunConfig:

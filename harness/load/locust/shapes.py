@@ -198,9 +198,11 @@ class PlanShape(LoadTestShape):
                 return 0, 1000.0
             return None
         users = self._target(tick)
-        # an open-loop step's schedules run on its ramp's start (when its drivers are started)
+        # an open-loop step's schedules run on its ramp's start (when its drivers are started), a
+        # trace's on its window's (its drivers wait for every load generator's, harness.load.plan)
         mine = [sp for sp in self.plan.spans if sp.step == tick.step]
-        start = next((sp.start for sp in mine if sp.phase == "ramp"), mine[0].start)
+        first = "measure" if self.plan.steps[tick.step].trace is not None else "ramp"
+        start = next((sp.start for sp in mine if sp.phase == first), mine[0].start)
         self._tag(tick.step, tick.step_users, tick.tag, self.drivers(), self._wall0 + start)
         # an open-loop step's drivers start at once
         return users, tick.spawn_rate if users == tick.users else max(tick.spawn_rate, float(users))
@@ -244,7 +246,9 @@ class PlanShape(LoadTestShape):
         if tick is None or plan is None:
             return None
         now = self.get_run_time()
-        return progress_line(tick.step, tick.steps, tick.users, tick.phase, now - plan.spans[-1].start,
+        spec = plan.steps[tick.step]
+        load = tick.users if spec.rate is None else spec.label  # "20 req/s", "trace synthetic"
+        return progress_line(tick.step, tick.steps, load, tick.phase, now - plan.spans[-1].start,
                              shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:
@@ -281,6 +285,7 @@ class PlanShape(LoadTestShape):
                     "users": span.users,
                     **({"rate": spec.rate, "arrival": spec.arrival, "burstiness": spec.burstiness,
                         "max_concurrency": spec.max_concurrency} if spec.rate is not None else {}),
+                    **({"trace": spec.trace, "speed": spec.speed} if spec.trace is not None else {}),
                     "min_requests": spec.measure.min_requests,
                     "warmup_rule": spec.warmup.describe(),
                     "measure_rule": spec.measure.describe(),

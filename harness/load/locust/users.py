@@ -32,13 +32,15 @@ from harness.client import apis
 from harness.client.transport import Connection
 from harness.config.model import RunConfig, StepSpec
 from harness.load import runstate
+from harness.load.arrivals import worker_seed
 from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
 from harness.load.progress import LiveSteps
 from harness.load.storm import Backoff
 from harness.records.record import Record, RecordWriter, worker_id
-from harness.workload.prompts import PromptBuilder, PromptPool, PromptSpec, prefix_stats
+from harness.workload.prompts import Prompt, PromptBuilder, PromptPool, PromptSpec, prefix_stats
 from harness.workload.tokenizer import load_tokenizer
+from harness.workload.trace import load_trace
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class Shared:
         self.local_dir: str | None = None  # ... or here (`sweep --worker --records-dir DIR`)
         self.shipper: Any = None
         self.pools: dict[tuple, PromptPool] = {}
+        self.builders: dict[tuple, PromptBuilder] = {}  # (tokenizer, chat): built once per process
+        self.traces: dict[tuple, list[Prompt]] = {}  # a trace step's prompts, one per entry
         self.prompt_stats: dict[str, Any] = {}  # for the manifest: seeds and the prefix-sharing statistic
         self.start_offset = 0
         self.live = LiveSteps()  # what the progress line shows, fed here, in memory
@@ -109,6 +113,35 @@ class Shared:
             self.records_path = path
         return self.writer
 
+    def builder(self, chat: bool) -> PromptBuilder:
+        key = (self.config.workload.tokenizer, chat)
+        builder = self.builders.get(key)
+        if builder is None:
+            builder = self.builders[key] = PromptBuilder(load_tokenizer(key[0]), chat)
+        return builder
+
+    def trace_prompts(self, step: int, chat: bool) -> list[Prompt]:
+        """Step `step`'s prompts, one per trace entry (every process builds all of them, the same:
+        a driver sends its share). An entry's own `text` as is (counted exactly); else a prompt of
+        `input_tokens` tokens, distinct from every other (harness.workload.prompts), from a seed
+        derived from the run's and the step's, so they are not the pool's prompts."""
+        spec_ = self.steps[step]
+        base = prompt_spec(self.config)
+        key = (self.config.workload.tokenizer, chat, step, spec_.trace, base)
+        prompts = self.traces.get(key)
+        if prompts is None:
+            entries = load_trace(spec_.trace or "").entries
+            builder = self.builder(chat)
+            seed = worker_seed(base.seed, step, -1) % 2**31
+            made = iter(builder.build(replace(base, seed=seed), [
+                (e.input_tokens, e.output_tokens) for e in entries if e.text is None]))
+            prompts = self.traces[key] = [
+                next(made) if e.text is None
+                else Prompt(e.text, builder.count(e.text), e.output_tokens, e.input_tokens)
+                for e in entries]
+            log.info("built %d prompts for the trace of step %d", len(prompts), step)
+        return prompts
+
     def pool(self, chat: bool) -> PromptPool:
         """The prompt pool for this counting mode, built once per (tokenizer, spec)."""
         w = self.config.workload
@@ -116,8 +149,7 @@ class Shared:
         key = (w.tokenizer, chat, spec)
         pool = self.pools.get(key)
         if pool is None:
-            tok = load_tokenizer(w.tokenizer)
-            builder = PromptBuilder(tok, chat)
+            builder = self.builder(chat)
             prompts = builder.build(spec)
             pool = self.pools[key] = PromptPool(prompts, start=self.start_offset)
             self.prompt_stats = {"seed": spec.seed, "lengths_seed": spec.lengths_seed,
