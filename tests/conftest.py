@@ -17,7 +17,6 @@ SERIAL = {
     "integration/test_users_emulator.py",
     "integration/test_emulator_calibration.py",
     "integration/test_sweep_inf2.py",
-    "integration/test_locust_plain_run.py",
     "integration/test_open_loop.py",
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
     "browser/test_llm_tab.py",  # a sweep from the page: its start (pre-flight, prompts) lags under load

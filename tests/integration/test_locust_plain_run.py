@@ -84,7 +84,7 @@ def summary_row(text: str, label: str) -> list[float]:
 def test_plain_headless_run_ends_with_exact_summary_and_report(fast_emulator, tmp_path):
     rec = tmp_path / "rec"
     proc = locust(ROOT / "locustfiles" / "openai_completions.py",
-                  *headless(fast_emulator.url, rec, "-u", "4", "-r", "4", "-t", "6s"), cwd=tmp_path)
+                  *headless(fast_emulator.url, rec, "-u", "4", "-r", "4", "-t", "4s"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stderr  # where Locust logs its table
     # after Locust's own table, with the directory's path
