@@ -3,6 +3,7 @@ engine, browser), so `pytest -m "not docker"` and `pytest tests/unit` select the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
     tests before them (see tests/support/background.py)."""
     if session.config.option.collectonly:
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # every xdist worker collects every test: each would start its own copy. A worker's test
+        # runs its command when it comes (the `prestarted` fixture starts it on demand).
         return
     started = session.config.stash.setdefault(_PRESTARTED, {})
     for item in session.items:
