@@ -117,14 +117,15 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
-    preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
-    _progress_instead_of_stats(environment, cfg)
-    webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
+        # before the pre-flight (seconds): workers that connect meanwhile send clock pings at once
         _tolerate_busy_workers()
         runner.register_message(HEALTH_KEY, _health_received)
         environment.harness_receiver = MasterReceiver(runner)
-    else:
+    preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
+    _progress_instead_of_stats(environment, cfg)
+    webui.install(environment)  # the LLM tab, when this process serves the web UI
+    if not isinstance(runner, MasterRunner):
         environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
