@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml harness/load/locust/help.py
 # per process at a time); those that compare measured times with the truth run alone afterwards.
 TEST_WORKERS ?= 4
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -m serial
 
 test-fast: venv

@@ -1,6 +1,7 @@
 """Real-time calibration of `inf2-xlarge-llama3-8b` against the seed benchmark (550 in / 150 out,
 closed loop, p50 over requests). One request per user at 1 and 2 users (at 2, a first and a
-second arrival: the p50 is their mean, as over whole rounds), both servers at once (~10 s). Tolerance ±10 % of the seed; TPOT = (E2E − TTFT) ÷ (N − 1) must sit within 10 % of both
+second arrival: the p50 is their mean, as over whole rounds), both servers at once (~10 s).
+Tolerance ±10 % of the seed; TPOT = (E2E − TTFT) ÷ (N − 1) must sit within 10 % of both
 the seed's ITL row (52.18 / 58.29 ms) and the analysis' honest TPOT (56 / 61 ms)."""
 
 from __future__ import annotations
