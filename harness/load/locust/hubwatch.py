@@ -5,8 +5,9 @@ the greenlet that was running, named after what it runs (`RecordWriter._loop`, `
 ...). A run is counted in CPU time of this thread (`time.thread_time`), not wall time, so a run is
 only "long" for the work it did itself, not because the machine's scheduler preempted the process
 (the measure holds on a shared machine). Garbage-collector passes are timed the same way (they stop
-every greenlet). The hub's own runs are the socket callbacks and timers of one loop iteration: many
-small pieces of work batched together, not one blocking call, so they are reported apart.
+every greenlet) and reported apart: their time is not charged to the greenlet they interrupted.
+The hub's own runs are the socket callbacks and timers of one loop iteration: many small pieces of
+work batched together, not one blocking call, so they are reported apart too.
 
 Not loaded by the harness itself: the client benchmark (bench/client_tail.py) and the test that pins
 issue #12's fix install it around a sweep. Tracing costs ~1 µs per switch.
@@ -49,6 +50,7 @@ class HubWatch:
     _c: float = 0.0
     _gc_t: float = 0.0
     _gc_c: float = 0.0
+    _gc_in_run: float = 0.0  # CPU of GC passes inside the current run: theirs, not the greenlet's
     _previous: Any = None
     _labels: dict[int, str] = field(default_factory=dict)
 
@@ -71,7 +73,8 @@ class HubWatch:
             label = self._labels.get(key)
             if label is None:
                 label = self._labels[key] = label_of(origin)
-            self._add(label, now, cpu - self._c, now - self._t)
+            gc_s, self._gc_in_run = self._gc_in_run, 0.0
+            self._add(label, now, cpu - self._c - gc_s, now - self._t)
             self._t, self._c = _perf(), _cpu()  # our own bookkeeping is not charged to anyone
         if self._previous is not None:
             self._previous(event, args)
@@ -93,8 +96,9 @@ class HubWatch:
         if phase == "start":
             self._gc_t, self._gc_c = _perf(), _cpu()
         else:
-            now = _perf()
-            self._add(f"gc (generation {info.get('generation')})", now, _cpu() - self._gc_c, now - self._gc_t)
+            now, used = _perf(), _cpu() - self._gc_c
+            self._gc_in_run += used
+            self._add(f"gc (generation {info.get('generation')})", now, used, now - self._gc_t)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per label: runs, CPU total and max (ms), runs longer than the threshold."""
