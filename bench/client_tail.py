@@ -98,6 +98,7 @@ def run_one(n: int, start: str, args: argparse.Namespace, server_cpu: int | None
                 "--measure-max-s", str(args.window_s), "--input-mean", "20", "--input-stddev", "0",
                 "--input-min", "5", "--output-mean", str(args.tokens), "--output-stddev", "0",
                 "--prompt-pool-size", "64", "--timeout-s", "60", "--stamps", args.stamps,
+                "--api", "completions", "--headers", "X-Emulator-Stamps: 1",
                 "--progress-every-s", "1", "--scrape-every-s", "0", "--no-plots"]  # fmt: skip
         cfg = {"argv": argv, "watch": args.watch, "watch_out": str(Path(tmp) / "watch.json")}
         pin = (lambda: os.sched_setaffinity(0, {client_cpu})) if client_cpu is not None else None
@@ -129,70 +130,80 @@ def analyse(n: int, start: str, args: argparse.Namespace, recs: list, stats: dic
     from harness.analysis.metrics import percentile
 
     done = [r for r in recs if r.ok and r.token_us and r.phase != "cooldown"]
+    exact = [r for r in done if "emulator_first_token_s" in (r.server_timings or {})]
     lat = stats["lateness_ms"]
     late = {50: lat["p50"] or 0.0, 99: lat["p99"] or 0.0, 99.9: lat["p999"] or 0.0}
     nominal = args.ttft_ms
 
-    def deltas(rs: list) -> dict[str, float]:
+    def pct(values: list[float]) -> dict[str, float]:
+        return {f"p{q:g}": percentile(values, q) for q in late} | {"n": len(values)}
+
+    def pooled(rs: list) -> dict[str, float]:  # TTFT − (nominal + the server's pooled lateness)
         ttft = [r.token_us[0] / 1000 for r in rs]
         return {f"p{q:g}": percentile(ttft, q) - (nominal + late[q]) for q in late} | {"n": len(rs)}
 
-    first = [r for r in done if r.reused is False]
-    later = [r for r in done if r.reused]
     # The head is written on receipt, the first event `nominal` later. A read that took both gets
-    # one stamp (the kernel's is the last segment's): then headers_us is the first event's time, so
-    # such requests are counted apart, not split (their TTFT stays right).
-    heads = [r for r in done if r.headers_us is not None and r.token_us[0] - r.headers_us > nominal * 500]
-    send = [r.headers_us / 1000 for r in heads]
-    recv = [(r.token_us[0] - r.headers_us) / 1000 - nominal for r in heads]
+    # one stamp (the kernel's is the last segment's): then headers_us is the first event's time.
+    # Those requests show that the client read late; their TTFT stays right.
+    together = sum(1 for r in done
+                   if r.headers_us is not None and r.token_us[0] - r.headers_us < nominal * 500)
     row: dict[str, Any] = {
         "streams": n, "start": start, "exit_code": rc, "requests": len(done),
         "errors": sum(1 for r in recs if not r.ok and r.error_type != "cancelled"),
-        "all": deltas(done), "first": deltas(first), "later": deltas(later),
-        "send_ms": {f"p{q:g}": percentile(send, q) for q in late},
-        "recv_ms": {f"p{q:g}": percentile(recv, q) - late[q] for q in late},
-        "head_with_first_event": sum(1 for r in done if r.headers_us is not None) - len(heads),
-        "connect_ms_p99": percentile([r.connect_s * 1000 for r in first if r.connect_s is not None], 99),
+        # per request, the truth: the client's first-token stamp − the server's write of it
+        "delta": pct([_err_ms(r) for r in exact]),
+        "delta_first": pct([_err_ms(r) for r in exact if r.reused is False]),
+        "delta_later": pct([_err_ms(r) for r in exact if r.reused]),
+        # t_send → the server took the request (client send + server intake), and the server's own
+        # first-token lateness after that
+        "send_ms": pct([(r.server_timings["emulator_received_s"] - r.t_send) * 1000 for r in exact]),
+        "server_ms": pct([(r.server_timings["emulator_first_token_s"]
+                           - r.server_timings["emulator_received_s"]) * 1000 - nominal for r in exact]),
+        "pooled": pooled(done),
+        "head_with_first_event": together,
+        "connect_ms_p99": percentile([r.connect_s * 1000 for r in done if r.reused is False
+                                      and r.connect_s is not None], 99),
         "server_lateness_ms": lat, "loadavg_1m": os.getloadavg()[0],
     }
     client = (steps[0].get("client") or {}) if steps else {}
     row["client_cpu_percent"] = client.get("cpu_percent")
     row["client_lag_p99_ms"] = client.get("sched_lag_p99_ms")
     if watch is not None:
-        row["watch"] = _join(watch, done, nominal, late[99])
+        row["watch"] = _join(watch, exact)
     goal = GOAL_P99_MS.get(n)
-    if late[99] > 2.0:
-        row["verdict"] = "server-bound"
+    if not exact:
+        row["verdict"] = "no per-request truth"
     elif goal is None or start != "together":
         row["verdict"] = "-"
     else:
-        if row["all"]["p99"] <= goal:
-            row["verdict"] = "ok"
-        elif row["recv_ms"]["p99"] <= goal:  # the client's receive path is on time: the send side is not
-            row["verdict"] = f"p99 > {goal:g} ms on the send side"
-        else:
-            row["verdict"] = f"p99 > {goal:g} ms"
+        row["verdict"] = "ok" if row["delta"]["p99"] <= goal else f"p99 > {goal:g} ms"
     return row
 
 
-def _join(watch: dict, done: list, nominal: float, late99: float) -> dict:
-    """The watch's long runs (not the hub's loop) against the tail requests' TTFT intervals."""
+def _err_ms(r: Any) -> float:
+    """The client's first-token stamp minus the server's write of that token (same monotonic clock)."""
+    return (r.t_send + r.token_us[0] / 1e6 - r.server_timings["emulator_first_token_s"]) * 1000
+
+
+def _join(watch: dict, exact: list) -> dict:
+    """The watch's long runs (not the hub's loop) against the requests' first-token intervals
+    (server's write → client's stamp): a cause hits the tail more often than the rest."""
     runs = [(t, label, cpu, wall) for t, label, cpu, wall in watch["long_runs"] if label != "hub"]
-    tail = [r for r in done if r.token_us[0] / 1000 - nominal - late99 > TAIL_MS]
-    rest = [r for r in done if r.token_us[0] / 1000 - nominal - late99 <= TAIL_MS]
+    tail = [r for r in exact if _err_ms(r) > TAIL_MS]
+    rest = [r for r in exact if _err_ms(r) <= TAIL_MS]
 
     def share(rs: list) -> dict[str, float]:
-        """Per label: the share of these requests with a long run of it inside their TTFT."""
         hit: dict[str, int] = {}
         for r in rs:
-            t0, t1 = r.t_send, r.t_send + r.token_us[0] / 1e6
+            t0 = r.t_send
+            t1 = r.t_send + r.token_us[0] / 1e6
             for label in {label for t, label, _cpu, wall in runs if t < t1 and t + wall > t0}:
                 hit[label] = hit.get(label, 0) + 1
         return {k: round(v / len(rs), 3) for k, v in hit.items()} if rs else {}
+
     top = {k: v for k, v in list(watch["summary"].items())[:8]}
-    t0 = min(r.t_send for r in done)  # the runs' times from the first request's send
+    t0 = min((r.t_send for r in exact), default=0.0)  # the runs' times from the first request's send
     when = [(round(t - t0, 3), label, round(cpu * 1000, 2)) for t, label, cpu, _wall in runs][:100]
-    # a cause hits the tail more often than the rest; a run that merely happens often hits both alike
     return {"tail_requests": len(tail), "tail_with_long_run": share(tail), "rest_with_long_run": share(rest),
             "top": top, "long_runs": when}
 
@@ -205,21 +216,19 @@ def markdown(rows: list[dict]) -> str:
         return f"{f(d['p50'])} / {f(d['p99'])} / {f(d['p99.9'])}"
 
     lines = [
-        "| code | streams | start | requests | Δ TTFT p50 / p99 / p99.9 (ms) "
-        "| first of connection p50 / p99 (n) "
-        "| later p50 / p99 | send side p50 / p99 (ms) (head read with 1st event) "
-        "| receive side Δ p50 / p99 | client CPU | server lateness p99 (ms) | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| code | streams | start | requests | Δ first token p50 / p99 / p99.9 (ms) "
+        "| Δ p99: first of connection (n) / later | send → server took it p50 / p99 (ms) "
+        "| server's own TTFT lateness p99 (ms) | pooled Δ TTFT p50 / p99 | client CPU | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        fi, la = r["first"], r["later"]
+        fi, la = r["delta_first"], r["delta_later"]
         lines.append(
             f"| {r.get('code', 'this')} | {r['streams']} | {r['start']} | {r['requests']} "
-            f"| {three(r['all'])} "
-            f"| {f(fi['p50'])} / {f(fi['p99'])} ({fi['n']}) | {f(la['p50'])} / {f(la['p99'])} "
-            f"| {f(r['send_ms']['p50'])} / {f(r['send_ms']['p99'])} ({r['head_with_first_event']}) "
-            f"| {f(r['recv_ms']['p50'])} / {f(r['recv_ms']['p99'])} | {f(r['client_cpu_percent'], 0)} % "
-            f"| {f(r['server_lateness_ms']['p99'])} | {r['verdict']} |")
+            f"| {three(r['delta'])} | {f(fi['p99'])} ({fi['n']}) / {f(la['p99'])} "
+            f"| {f(r['send_ms']['p50'])} / {f(r['send_ms']['p99'])} | {f(r['server_ms']['p99'])} "
+            f"| {f(r['pooled']['p50'])} / {f(r['pooled']['p99'])} | {f(r['client_cpu_percent'], 0)} % "
+            f"| {r['verdict']} |")
     return "\n".join(lines)
 
 
@@ -264,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             row = run_one(n, start, args, server_cpu, client_cpu, code)
             row["run"], row["code"] = run + 1, name
             rows.append(row)
-            a = row["all"]
+            a = row["delta"]
             print(f"[{name}] run {run + 1}, {n} streams, {start}: Δ TTFT p50 {a['p50']:.2f} "
                   f"p99 {a['p99']:.2f} p99.9 {a['p99.9']:.2f} ms ({a['n']} requests); {row['verdict']}"
                   + (f"; watch {json.dumps(row['watch']['top'])}" if "watch" in row else ""),
