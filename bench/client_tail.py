@@ -8,20 +8,25 @@ pinned to the other, one fresh emulator per row. Rows: 64/256/1024 streams, all 
 together (`--spawn-rate` = users, as a shipped scenario does) and staggered over one request's
 duration; `--runs 3` repeats each row (alternating, so a noisy minute hits every kind).
 
-Per row, from the records sent before the cool-down (ramp, warm-up and window: first requests
-included) and the emulator's own lateness (write time − deadline, every token event, `/emulator/
-stats`): TTFT p50/p99/p99.9 minus what the server delivered (nominal + its lateness at the same
-percentile), split by cause where the record allows:
+Requests are streamed completions sent with `X-Emulator-Stamps: 1`: the emulator's last chunk says
+when it took the request and when it wrote the first token, on the machine's monotonic clock (the
+client's perf_counter), so every request has its own truth. Per row, from the records sent before
+the cool-down (ramp, warm-up and window: first requests included):
 
-- first request of a connection (`reused` false: connect + first send) vs later ones;
-- send side (`headers_us`: t_send to the response head, which the emulator writes on receipt:
-  the client's send plus the server's intake) vs receive side (TTFT − headers_us − nominal −
-  server lateness: the client's own error on the first token); requests whose head was read
-  together with the first event (one read, one stamp: the client read late) are counted apart.
+- Δ first token = the client's stamp − the server's write, p50/p99/p99.9, and its p99 for the
+  first request of each connection (`reused` false: connect and first send) and the later ones;
+- send → server took it (t_send to the emulator's arrival: the client's send plus the server's
+  intake) and the server's own first-token lateness after that (theirs, not the client's);
+- the pooled Δ TTFT of bench/client_capacity.py (TTFT − nominal − the server's lateness at the
+  same percentile, every token event pooled), for comparison;
+- how many requests were more than 1 ms late, and of those how many had their first event read
+  together with the second (equal stamps: a read late by more than the gap between them gets one
+  stamp, the kernel's for the last segment, so the first token is stamped when the second came).
 
 `--watch` installs harness.load.locust.hubwatch in the sweep: which greenlet (or GC pass) ran
-longer than 1 ms of CPU, and how many of the tail requests (error > 1 ms) had one of those runs
-inside their TTFT.
+longer than 1 ms of CPU (or 5 ms of wall time), and the share of the tail requests (Δ > 1 ms) and
+of the others that had one of those runs between their send and their first-token stamp.
+`--baseline /work/main` runs every row with another checkout's harness too, alternating (A/B).
 
     .venv/bin/python bench/client_tail.py                        # 64/256/1024, both starts, 1 run
     .venv/bin/python bench/client_tail.py --runs 3 --watch       # the issue's three runs
@@ -161,6 +166,11 @@ def analyse(n: int, start: str, args: argparse.Namespace, recs: list, stats: dic
                            - r.server_timings["emulator_received_s"]) * 1000 - nominal for r in exact]),
         "pooled": pooled(done),
         "head_with_first_event": together,
+        # read late: the first event shared its read (one stamp, the last segment's) with the next
+        "first_merged": sum(1 for r in exact if len(r.token_us) > 1 and r.token_us[0] == r.token_us[1]),
+        "tail_merged": sum(1 for r in exact if _err_ms(r) > TAIL_MS
+                           and len(r.token_us) > 1 and r.token_us[0] == r.token_us[1]),
+        "tail": sum(1 for r in exact if _err_ms(r) > TAIL_MS),
         "connect_ms_p99": percentile([r.connect_s * 1000 for r in done if r.reused is False
                                       and r.connect_s is not None], 99),
         "server_lateness_ms": lat, "loadavg_1m": os.getloadavg()[0],
@@ -186,9 +196,9 @@ def _err_ms(r: Any) -> float:
 
 
 def _join(watch: dict, exact: list) -> dict:
-    """The watch's long runs (not the hub's loop) against the requests' first-token intervals
+    """The watch's long runs (CPU or wall) against the requests' first-token intervals
     (server's write → client's stamp): a cause hits the tail more often than the rest."""
-    runs = [(t, label, cpu, wall) for t, label, cpu, wall in watch["long_runs"] if label != "hub"]
+    runs = [(t, label, cpu, wall) for t, label, cpu, wall in watch["long_runs"]]
     tail = [r for r in exact if _err_ms(r) > TAIL_MS]
     rest = [r for r in exact if _err_ms(r) <= TAIL_MS]
 
@@ -203,7 +213,8 @@ def _join(watch: dict, exact: list) -> dict:
 
     top = {k: v for k, v in list(watch["summary"].items())[:8]}
     t0 = min((r.t_send for r in exact), default=0.0)  # the runs' times from the first request's send
-    when = [(round(t - t0, 3), label, round(cpu * 1000, 2)) for t, label, cpu, _wall in runs][:100]
+    when = [(round(t - t0, 3), label, round(cpu * 1000, 2), round(wall * 1000, 2))
+            for t, label, cpu, wall in runs if label != "hub"]  # the hub's wall time is mostly idle
     return {"tail_requests": len(tail), "tail_with_long_run": share(tail), "rest_with_long_run": share(rest),
             "top": top, "long_runs": when}
 
@@ -218,8 +229,9 @@ def markdown(rows: list[dict]) -> str:
     lines = [
         "| code | streams | start | requests | Δ first token p50 / p99 / p99.9 (ms) "
         "| Δ p99: first of connection (n) / later | send → server took it p50 / p99 (ms) "
-        "| server's own TTFT lateness p99 (ms) | pooled Δ TTFT p50 / p99 | client CPU | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server's own TTFT lateness p99 (ms) | pooled Δ TTFT p50 / p99 | Δ > 1 ms (first token read "
+        "with the next) | client CPU / lag p99 (ms) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fi, la = r["delta_first"], r["delta_later"]
@@ -227,7 +239,8 @@ def markdown(rows: list[dict]) -> str:
             f"| {r.get('code', 'this')} | {r['streams']} | {r['start']} | {r['requests']} "
             f"| {three(r['delta'])} | {f(fi['p99'])} ({fi['n']}) / {f(la['p99'])} "
             f"| {f(r['send_ms']['p50'])} / {f(r['send_ms']['p99'])} | {f(r['server_ms']['p99'])} "
-            f"| {f(r['pooled']['p50'])} / {f(r['pooled']['p99'])} | {f(r['client_cpu_percent'], 0)} % "
+            f"| {f(r['pooled']['p50'])} / {f(r['pooled']['p99'])} | {r['tail']} ({r['tail_merged']}) "
+            f"| {f(r['client_cpu_percent'], 0)} % / {f(r['client_lag_p99_ms'], 1)} "
             f"| {r['verdict']} |")
     return "\n".join(lines)
 

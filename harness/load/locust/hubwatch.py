@@ -35,6 +35,7 @@ class Runs:
     count: int = 0
     cpu_s: float = 0.0
     max_cpu_s: float = 0.0
+    max_wall_s: float = 0.0
     long: int = 0
 
 
@@ -42,7 +43,8 @@ class Runs:
 class HubWatch:
     """Traces greenlet switches and GC passes of this thread while installed."""
 
-    threshold_s: float = 0.001
+    threshold_s: float = 0.001  # a run longer than this in CPU time is long
+    wall_threshold_s: float = 0.005  # ... or this in wall time (blocked in a syscall, preempted, GIL)
     keep: int = 2000  # long runs kept with their time (perf clock), label, CPU and wall seconds
     runs: dict[str, Runs] = field(default_factory=dict)
     long_runs: list[tuple[float, str, float, float]] = field(default_factory=list)
@@ -87,10 +89,12 @@ class HubWatch:
         r.cpu_s += cpu_s
         if cpu_s > r.max_cpu_s:
             r.max_cpu_s = cpu_s
+        if wall_s > r.max_wall_s:
+            r.max_wall_s = wall_s
         if cpu_s > self.threshold_s:
             r.long += 1
-            if len(self.long_runs) < self.keep:
-                self.long_runs.append((now - wall_s, label, cpu_s, wall_s))
+        if (cpu_s > self.threshold_s or wall_s > self.wall_threshold_s) and len(self.long_runs) < self.keep:
+            self.long_runs.append((now - wall_s, label, cpu_s, wall_s))
 
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -101,10 +105,11 @@ class HubWatch:
             self._add(f"gc (generation {info.get('generation')})", now, used, now - self._gc_t)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per label: runs, CPU total and max (ms), runs longer than the threshold."""
+        """Per label: runs, CPU total and max (ms), longest wall time (ms), runs longer than the
+        CPU threshold."""
         return {
             label: {"runs": r.count, "cpu_ms": r.cpu_s * 1000, "max_cpu_ms": r.max_cpu_s * 1000,
-                    "long": r.long}
+                    "max_wall_ms": r.max_wall_s * 1000, "long": r.long}
             for label, r in sorted(self.runs.items(), key=lambda kv: -kv[1].max_cpu_s)
         }
 
