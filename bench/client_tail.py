@@ -63,6 +63,11 @@ def sweep_child(cfg: dict[str, Any]) -> None:
 
     from harness.cli import sweep
 
+    if cfg.get("gc_gen0"):  # an experiment: the listeners' gc.set_threshold gets this gen-0 threshold
+        import gc
+
+        set_threshold = gc.set_threshold
+        gc.set_threshold = lambda _gen0, *rest: set_threshold(cfg["gc_gen0"], *rest)
     watch = None
     if cfg["watch"]:  # this checkout's watch, whichever harness the sweep runs (--baseline)
         import importlib.util
@@ -84,7 +89,7 @@ def sweep_child(cfg: dict[str, Any]) -> None:
 
 
 def run_one(n: int, start: str, args: argparse.Namespace, server_cpu: int | None, client_cpu: int | None,
-            code: Path = ROOT) -> dict:
+            code: Path = ROOT, gc_gen0: int | None = None) -> dict:
     from harness.records.record import read_records
     from harness.targets.emulator_process import EmulatorProcess
 
@@ -105,7 +110,8 @@ def run_one(n: int, start: str, args: argparse.Namespace, server_cpu: int | None
                 "--prompt-pool-size", "64", "--timeout-s", "60", "--stamps", args.stamps,
                 "--api", "completions", "--headers", "X-Emulator-Stamps: 1",
                 "--progress-every-s", "1", "--scrape-every-s", "0", "--no-plots"]  # fmt: skip
-        cfg = {"argv": argv, "watch": args.watch, "watch_out": str(Path(tmp) / "watch.json")}
+        cfg = {"argv": argv, "watch": args.watch, "watch_out": str(Path(tmp) / "watch.json"),
+               "gc_gen0": gc_gen0}
         pin = (lambda: os.sched_setaffinity(0, {client_cpu})) if client_cpu is not None else None
         proc = subprocess.run([sys.executable, __file__, "--sweep-child", json.dumps(cfg)], cwd=str(ROOT),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pin,
@@ -215,7 +221,9 @@ def _join(watch: dict, exact: list) -> dict:
     t0 = min((r.t_send for r in exact), default=0.0)  # the runs' times from the first request's send
     when = [(round(t - t0, 3), label, round(cpu * 1000, 2), round(wall * 1000, 2))
             for t, label, cpu, wall in runs if label != "hub"]  # the hub's wall time is mostly idle
-    return {"tail_requests": len(tail), "tail_with_long_run": share(tail), "rest_with_long_run": share(rest),
+    gc_passes = {k: {"passes": v["runs"], "max_cpu_ms": round(v["max_cpu_ms"], 2), "cpu_ms": round(v["cpu_ms"], 1)}
+                 for k, v in watch["summary"].items() if k.startswith("gc")}
+    return {"gc": gc_passes, "tail_requests": len(tail), "tail_with_long_run": share(tail), "rest_with_long_run": share(rest),
             "top": top, "long_runs": when}
 
 
@@ -260,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=None, metavar="CHECKOUT",
                     help="A/B: run every row also with the harness of this checkout (e.g. /work/main), "
                          "alternating which goes first")
+    ap.add_argument("--gc-gen0", type=int, nargs="+", default=None, metavar="N",
+                    help="experiment: run every row with each of these gen-0 GC thresholds (the harness "
+                         "sets max(default, 20000))")
     ap.add_argument("--watch", action="store_true", help="trace greenlet runs and GC (harness hubwatch)")
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--halt-poll-ns", default="keep", help="see bench/machine.py")
@@ -274,22 +285,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_pin and len(cpus) >= 2:
         server_cpu, client_cpu = cpus[0], cpus[1]
     rows = []
-    codes = [("this", ROOT)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
+    codes = [("this", ROOT, None)] + ([("baseline", Path(args.baseline), None)] if args.baseline else [])
+    if args.gc_gen0:  # each code with each gen-0 threshold
+        codes = [(f"{name} gc0={g}", code, g) for name, code, _ in codes for g in args.gc_gen0]
     jobs = []  # every row of a run, each code in turn, the order of the codes alternating
     for run in range(args.runs):
         for n in args.streams:
             for start in args.start:
                 order = codes if len(jobs) // len(codes) % 2 == 0 else codes[::-1]
-                jobs += [(run, n, start, name, code) for name, code in order]
+                jobs += [(run, n, start, name, code, g) for name, code, g in order]
     with machine.halt_poll(args.halt_poll_ns) as halt_poll_ns:
-        for run, n, start, name, code in jobs:
-            row = run_one(n, start, args, server_cpu, client_cpu, code)
+        for run, n, start, name, code, g in jobs:
+            row = run_one(n, start, args, server_cpu, client_cpu, code, g)
             row["run"], row["code"] = run + 1, name
             rows.append(row)
             a = row["delta"]
             print(f"[{name}] run {run + 1}, {n} streams, {start}: Δ TTFT p50 {a['p50']:.2f} "
                   f"p99 {a['p99']:.2f} p99.9 {a['p99.9']:.2f} ms ({a['n']} requests); {row['verdict']}"
-                  + (f"; watch {json.dumps(row['watch']['top'])}" if "watch" in row else ""),
+                  + (f"; GC {json.dumps(row['watch']['gc'])}; tail with a long run "
+                     f"{json.dumps(row['watch']['tail_with_long_run'])}, others "
+                     f"{json.dumps(row['watch']['rest_with_long_run'])}" if "watch" in row else ""),
                   file=sys.stderr, flush=True)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     conditions = (f"{stamp}, {platform.node()}, {os.cpu_count()} CPUs, server on CPU {server_cpu}, sweep on "
