@@ -221,9 +221,11 @@ def _join(watch: dict, exact: list) -> dict:
     t0 = min((r.t_send for r in exact), default=0.0)  # the runs' times from the first request's send
     when = [(round(t - t0, 3), label, round(cpu * 1000, 2), round(wall * 1000, 2))
             for t, label, cpu, wall in runs if label != "hub"]  # the hub's wall time is mostly idle
-    gc_passes = {k: {"passes": v["runs"], "max_cpu_ms": round(v["max_cpu_ms"], 2), "cpu_ms": round(v["cpu_ms"], 1)}
+    gc_passes = {k: {"passes": v["runs"], "max_cpu_ms": round(v["max_cpu_ms"], 2),
+                     "cpu_ms": round(v["cpu_ms"], 1)}
                  for k, v in watch["summary"].items() if k.startswith("gc")}
-    return {"gc": gc_passes, "tail_requests": len(tail), "tail_with_long_run": share(tail), "rest_with_long_run": share(rest),
+    return {"gc": gc_passes, "tail_requests": len(tail), "tail_with_long_run": share(tail),
+            "rest_with_long_run": share(rest),
             "top": top, "long_runs": when}
 
 
