@@ -202,9 +202,9 @@ def _err_ms(r: Any) -> float:
 
 
 def _join(watch: dict, exact: list) -> dict:
-    """The watch's long runs (CPU or wall) against the requests' first-token intervals
-    (server's write → client's stamp): a cause hits the tail more often than the rest."""
-    runs = [(t, label, cpu, wall) for t, label, cpu, wall in watch["long_runs"]]
+    """The watch's runs longer than 1 ms of CPU against the requests' TTFT intervals (send →
+    first-token stamp): a cause hits the tail more often than the rest."""
+    runs = [(t, label, cpu, wall) for t, label, cpu, wall in watch["long_runs"] if cpu > 0.001]
     tail = [r for r in exact if _err_ms(r) > TAIL_MS]
     rest = [r for r in exact if _err_ms(r) <= TAIL_MS]
 
