@@ -49,7 +49,7 @@ def test_no_background_greenlet_holds_the_hub_during_a_step(exact_emulator, tmp_
     out = tmp_path / "watch.json"
     run = tmp_path / "run"
     argv = ["--url", exact_emulator.url, "--records-dir", str(run), "--steps", "12",
-            "--warmup-min-s", "0.5", "--measure-min-s", "2.5", "--measure-max-s", "2.5",
+            "--warmup-min-s", "0.5", "--measure-min-s", "1.5", "--measure-max-s", "1.5",
             "--input-mean", "20", "--input-stddev", "0", "--input-min", "5", "--output-mean", "400",
             "--prompt-pool-size", "16", "--progress-every-s", "0.2", "--scrape-every-s", "0",
             "--no-plots", "--timeout-s", "20",
