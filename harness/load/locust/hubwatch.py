@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gc
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,8 @@ class HubWatch:
     _gc_c: float = 0.0
     _gc_in_run: float = 0.0  # CPU of GC passes inside the current run: theirs, not the greenlet's
     _previous: Any = None
-    _labels: dict[int, str] = field(default_factory=dict)
+    # by greenlet, weakly: a dead greenlet's id() is reused by new ones (a dict by id mislabelled them)
+    _labels: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     def install(self) -> HubWatch:
         self._t, self._c = _perf(), _cpu()
@@ -71,10 +73,12 @@ class HubWatch:
         if event in ("switch", "throw"):
             origin = args[0]
             now, cpu = _perf(), _cpu()
-            key = id(origin)
-            label = self._labels.get(key)
-            if label is None:
-                label = self._labels[key] = label_of(origin)
+            try:
+                label = self._labels.get(origin)
+                if label is None:
+                    label = self._labels[origin] = label_of(origin)
+            except TypeError:  # not weakly referenceable
+                label = label_of(origin)
             gc_s, self._gc_in_run = self._gc_in_run, 0.0
             self._add(label, now, cpu - self._c - gc_s, now - self._t)
             self._t, self._c = _perf(), _cpu()  # our own bookkeeping is not charged to anyone
