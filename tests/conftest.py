@@ -18,9 +18,7 @@ SERIAL = {
     "integration/test_users_emulator.py",
     "integration/test_emulator_calibration.py",
     "integration/test_sweep_inf2.py",
-    "integration/test_open_loop.py",
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
-    "browser/test_llm_tab.py",  # a sweep from the page: its start (pre-flight, prompts) lags under load
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
@@ -38,6 +36,8 @@ LONG_FIRST = (
     "distributed/test_distributed.py",
     "distributed/test_webui_processes.py",
     "integration/test_search.py",
+    "browser/test_llm_tab.py",
+    "integration/test_open_loop.py",
     "integration/test_server_telemetry.py",
     "integration/test_sweep_fast.py",
     "integration/test_midstream_faults.py",
@@ -97,7 +97,8 @@ def prestarted(request: pytest.FixtureRequest):
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
-    the browser last), keeping the order within a tier; under xdist the LONG_FIRST files first."""
+    the browser last), keeping the order within a tier; under xdist the LONG_FIRST files first, and
+    in one process the tests that wait for a prestarted run last."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
@@ -105,8 +106,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _relative(item.fspath) in SERIAL:
             item.add_marker(pytest.mark.serial)
     rank = {tier: i for i, tier in enumerate(TIERS)}
-    first = {name: i for i, name in enumerate(LONG_FIRST)} if _parallel(config) else {}
-    items.sort(key=lambda item: (first.get(_relative(item.fspath), len(first)),
+    parallel = _parallel(config)
+    first = {name: i for i, name in enumerate(LONG_FIRST)} if parallel else {}
+
+    def waits_for_a_prestart(item: pytest.Item) -> bool:  # last: its run overlaps all the others
+        return not parallel and item.get_closest_marker("prestart") is not None
+
+    items.sort(key=lambda item: (waits_for_a_prestart(item), first.get(_relative(item.fspath), len(first)),
                                  rank.get(_tier(item.fspath) or "", -1)))
 
 
