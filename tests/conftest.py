@@ -18,6 +18,7 @@ SERIAL = {
     "integration/test_users_emulator.py",
     "integration/test_emulator_calibration.py",
     "integration/test_sweep_inf2.py",
+    "integration/test_open_loop.py",  # a capped step must not be client-bound
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
@@ -37,7 +38,6 @@ LONG_FIRST = (
     "distributed/test_webui_processes.py",
     "integration/test_search.py",
     "browser/test_llm_tab.py",
-    "integration/test_open_loop.py",
     "integration/test_server_telemetry.py",
     "integration/test_sweep_fast.py",
     "integration/test_midstream_faults.py",
