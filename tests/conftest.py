@@ -109,10 +109,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     parallel = _parallel(config)
     first = {name: i for i, name in enumerate(LONG_FIRST)} if parallel else {}
 
-    def waits_for_a_prestart(item: pytest.Item) -> bool:  # last: its run overlaps all the others
-        return not parallel and item.get_closest_marker("prestart") is not None
+    def late(item: pytest.Item) -> int:
+        """In one process: a test that waits for a prestarted run goes after the others (its run
+        overlaps them), and the engine's after that (a CPU-bound server must not overlap it)."""
+        if parallel:
+            return 0
+        if _tier(item.fspath) == "engine":
+            return 2
+        return 1 if item.get_closest_marker("prestart") is not None else 0
 
-    items.sort(key=lambda item: (waits_for_a_prestart(item), first.get(_relative(item.fspath), len(first)),
+    items.sort(key=lambda item: (late(item), first.get(_relative(item.fspath), len(first)),
                                  rank.get(_tier(item.fspath) or "", -1)))
 
 
