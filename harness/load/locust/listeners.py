@@ -51,7 +51,6 @@ LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
 LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
-WORKER_LIVENESS_S = 10  # heartbeats (1 s each) a master waits before a worker is missing
 _environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
@@ -121,7 +120,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     _progress_instead_of_stats(environment, cfg)
     webui.install(environment)  # the LLM tab, when this process serves the web UI
     if isinstance(runner, MasterRunner):
-        _tolerate_busy_workers()
+        _tolerate_busy_workers(cfg.distributed.heartbeat_liveness_s)
         runner.register_message(HEALTH_KEY, _health_received)
         environment.harness_receiver = MasterReceiver(runner)
     else:
@@ -151,14 +150,15 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
     gevent.spawn(show)
 
 
-def _tolerate_busy_workers() -> None:
+def _tolerate_busy_workers(liveness_s: int) -> None:
     """Locust's master marks a worker missing after 3 heartbeats (3 s) and stops the test when the
     last one is: a worker building its prompt pools (tokenizer work, seconds of CPU) on a busy
-    machine missed that and ended runs. 10 s is what harness.load.distributed already treats as a
-    real loss (BRIEF_LOSS_S); a killed worker is still noticed, and its steps flagged."""
+    machine missed that and ended runs. [distributed] heartbeat_liveness_s (10 s) replaces it; the
+    shape treats a loss shorter than as long again as a stall (harness.load.distributed). The
+    workers' side stays Locust's: a worker quits after 60 s without the master's heartbeats."""
     import locust.runners
 
-    locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS, WORKER_LIVENESS_S)
+    locust.runners.HEARTBEAT_LIVENESS = liveness_s
 
 
 def _worker_messages(environment: Any, runner: Any) -> None:
@@ -236,6 +236,7 @@ def prepare_test(environment: Any) -> RunConfig:
     shape = environment.shape_class
     if receiver is not None and isinstance(shape, PlanShape):
         shape.losses = receiver.losses
+        shape.brief_loss_s = float(cfg.distributed.heartbeat_liveness_s)
     environment.harness_test_ready = True
     return cfg
 

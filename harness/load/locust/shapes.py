@@ -29,7 +29,7 @@ from locust import LoadTestShape
 from locust.runners import STATE_MISSING, WORKER_REPORT_INTERVAL, MasterRunner
 
 from harness.load import runstate
-from harness.load.distributed import degraded_steps
+from harness.load.distributed import BRIEF_LOSS_S, degraded_steps
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
@@ -60,6 +60,7 @@ class PlanShape(LoadTestShape):
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
         self.losses: list[dict[str, Any]] = []  # master only: workers lost (shipping.MasterReceiver)
+        self.brief_loss_s = BRIEF_LOSS_S  # master only: [distributed] heartbeat_liveness_s
         self._cpu_end: float | None = None
         self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
@@ -320,7 +321,7 @@ class PlanShape(LoadTestShape):
                 client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
         steps = [out[k] for k in sorted(out)]
-        for step, flags in degraded_steps(steps, self.losses).items():
+        for step, flags in degraded_steps(steps, self.losses, self.brief_loss_s).items():
             out[step]["degraded"] = flags
         return steps
 
