@@ -30,7 +30,7 @@ def test_local_worker_records_collected_into_one_report(tmp_path: Path,
     cmd = [sys.executable, "-m", "harness", "sweep", "--workers", "2", "--url", fast_emulator.url,
            "--records-dir", str(run_dir), "--steps", "2", "--warmup-min-s", "1", "--warmup-max-s", "1",
            "--measure-min-s", "3", "--measure-max-s", "3", "--input-mean", "50", "--input-stddev", "0",
-           "--output-mean", "20", "--output-stddev", "0", "--no-plots", "--quiet",
+           "--output-mean", "20", "--output-stddev", "0", "--prompt-pool-size", "40", "--no-plots", "--quiet",
            "--worker-records", "local"]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509

@@ -31,6 +31,7 @@ input_mean = 50
 input_stddev = 0
 output_mean = 20
 output_stddev = 0
+prompt_pool_size = 40
 
 [steps]
 spawn_rate = 100

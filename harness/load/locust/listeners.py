@@ -80,8 +80,9 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
-def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
-    """The run's configuration as this process must use it (see the module docstring)."""
+def resolve_config(environment: Any, discover: bool = False, draw_seed: bool = True) -> RunConfig:
+    """The run's configuration as this process must use it (see the module docstring); without
+    `draw_seed`, an unset workload seed stays unset (a worker's guess, below)."""
     opts = environment.parsed_options
     given = getattr(opts, "harness_config", None)
     if given:
@@ -94,7 +95,8 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
-    cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
+    if draw_seed:
+        cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
     if discover and cfg.target.url and (cfg.request.api is None or not cfg.request.model_name):
         cfg = preflight_rim.choose(environment, cfg)  # API and model from the server (its /info)
     return cfg
@@ -196,10 +198,17 @@ def _health_received(environment: Any, msg: Any, **_: Any) -> None:
 
 def _prepare_guess(environment: Any) -> None:
     """A worker builds its prompt pools for its own view of the config while it waits for the
-    master's (usually the same, then test_start finds them built)."""
+    master's (the same when the scenario fixes the seed: then test_start finds them built). With
+    no seed the master draws the run's own, which no guess can match: only the tokenizers load
+    (test_start waits for this, so a pool built in vain would delay the worker's users)."""
     try:
-        cfg = resolve_config(environment)
+        cfg = resolve_config(environment, draw_seed=False)
     except (ConfigError, ValueError):
+        return
+    if cfg.workload.seed is None:
+        shared.configure(cfg)
+        for cls in our_classes(environment):
+            off_loop(shared.builder, cls.api_for(cfg).chat)
         return
     _prepare(cfg, int(getattr(environment.runner, "worker_index", 0) or 0), environment)
 
