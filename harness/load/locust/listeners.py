@@ -116,16 +116,16 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     except (ConfigError, ValueError) as exc:  # fail fast, one line, before any user starts
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
+    if isinstance(runner, MasterRunner):  # first: workers connect (and talk) while the checks below run
+        _tolerate_busy_workers(runner, cfg.distributed.heartbeat_liveness_s)
+        runner.register_message(HEALTH_KEY, _health_received)
+        environment.harness_receiver = MasterReceiver(runner)
     if not environment.host and cfg.target.url:
         environment.host = cfg.target.url
     preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
     _progress_instead_of_stats(environment, cfg)
     webui.install(environment)  # the LLM tab, when this process serves the web UI
-    if isinstance(runner, MasterRunner):
-        _tolerate_busy_workers(cfg.distributed.heartbeat_liveness_s)
-        runner.register_message(HEALTH_KEY, _health_received)
-        environment.harness_receiver = MasterReceiver(runner)
-    else:
+    if not isinstance(runner, MasterRunner):
         environment.harness_monitor = ClientMonitor().start()  # this process sends the requests
         shared.preparing = gevent.spawn(_prepare, cfg, 0, environment)
 
@@ -152,15 +152,18 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
     gevent.spawn(show)
 
 
-def _tolerate_busy_workers(liveness_s: int) -> None:
+def _tolerate_busy_workers(runner: Any, liveness_s: int) -> None:
     """Locust's master marks a worker missing after 3 heartbeats (3 s) and stops the test when the
     last one is: a worker building its prompt pools (tokenizer work, seconds of CPU) on a busy
     machine missed that and ended runs. [distributed] heartbeat_liveness_s (10 s) replaces it; the
     shape treats a loss shorter than as long again as a stall (harness.load.distributed). The
-    workers' side stays Locust's: a worker quits after 60 s without the master's heartbeats."""
+    workers' side stays Locust's: a worker quits after 60 s without the master's heartbeats.
+    Set before the master's pre-flight: a worker that connected meanwhile got Locust's 3."""
     import locust.runners
 
     locust.runners.HEARTBEAT_LIVENESS = liveness_s
+    for client in runner.clients.all:
+        client.heartbeat = max(client.heartbeat, liveness_s)
 
 
 def _worker_messages(environment: Any, runner: Any) -> None:
