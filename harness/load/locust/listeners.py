@@ -81,8 +81,7 @@ def _add_options(parser: Any, **_kw: Any) -> None:
 
 
 def resolve_config(environment: Any, discover: bool = False, draw_seed: bool = True) -> RunConfig:
-    """The run's configuration as this process must use it (see the module docstring); without
-    `draw_seed`, an unset workload seed stays unset (a worker's guess, below)."""
+    """The run's configuration as this process must use it (module docstring; draw_seed: _prepare_guess)."""
     opts = environment.parsed_options
     given = getattr(opts, "harness_config", None)
     if given:
@@ -95,8 +94,7 @@ def resolve_config(environment: Any, discover: bool = False, draw_seed: bool = T
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
-    if draw_seed:
-        cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
+    cfg = cfg.with_run_seed() if draw_seed else cfg  # a new run: prompts no earlier run sent (manifest)
     if discover and cfg.target.url and (cfg.request.api is None or not cfg.request.model_name):
         cfg = preflight_rim.choose(environment, cfg)  # API and model from the server (its /info)
     return cfg
@@ -153,12 +151,10 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
 
 
 def _tolerate_busy_workers(runner: Any, liveness_s: int) -> None:
-    """Locust's master marks a worker missing after 3 heartbeats (3 s) and stops the test when the
-    last one is: a worker building its prompt pools (tokenizer work, seconds of CPU) on a busy
-    machine missed that and ended runs. [distributed] heartbeat_liveness_s (10 s) replaces it; the
-    shape treats a loss shorter than as long again as a stall (harness.load.distributed). The
-    workers' side stays Locust's: a worker quits after 60 s without the master's heartbeats.
-    Set before the master's pre-flight: a worker that connected meanwhile got Locust's 3."""
+    """Locust's master marks a worker missing after 3 s without heartbeats (and ends the test with
+    the last): a worker building its prompt pools on a busy machine missed that. [distributed]
+    heartbeat_liveness_s (10 s) replaces it, also for workers that connected already; a worker
+    still quits after Locust's 60 s without the master's heartbeats."""
     import locust.runners
 
     locust.runners.HEARTBEAT_LIVENESS = liveness_s
@@ -201,9 +197,8 @@ def _health_received(environment: Any, msg: Any, **_: Any) -> None:
 
 def _prepare_guess(environment: Any) -> None:
     """A worker builds its prompt pools for its own view of the config while it waits for the
-    master's (the same when the scenario fixes the seed: then test_start finds them built). With
-    no seed the master draws the run's own, which no guess can match: only the tokenizers load
-    (test_start waits for this, so a pool built in vain would delay the worker's users)."""
+    master's (test_start finds them built). With no seed no guess can match the master's drawn
+    one: only the tokenizers load (test_start waits for this: a pool built in vain delays it)."""
     try:
         cfg = resolve_config(environment, draw_seed=False)
     except (ConfigError, ValueError):
