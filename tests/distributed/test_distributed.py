@@ -46,6 +46,9 @@ restart = true
 [request]
 api = "generate_stream"
 timeout_s = 30
+
+[output]
+plots = false  # the master's own report: `harness report` rebuilds it below
 """
 
 

@@ -43,6 +43,9 @@ restart = true
 [request]
 api = "generate_stream"
 timeout_s = 30
+
+[output]
+plots = false
 """
 
 
