@@ -47,6 +47,9 @@ restart = true
 api = "generate_stream"
 timeout_s = 30
 
+[distributed]
+report_every_s = 1  # the workers' stats reports: a step's cool-down lasts this and 1 s
+
 [output]
 plots = false  # the master's own report: `harness report` rebuilds it below
 """

@@ -136,7 +136,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "--warmup-max-s", "1", "--measure-min-s", "8", "--measure-max-s", "8", "--input-mean", "50",
                 "--input-stddev", "0", "--output-mean", "20", "--output-stddev", "0",
                 "--prompt-pool-size", "40", "--no-plots", "--worker-records", "both",
-                "--heartbeat-liveness-s", str(LIVENESS_S), "--quiet"], logs / "master.log")
+                "--heartbeat-liveness-s", str(LIVENESS_S), "--report-every-s", "1", "--quiet"],
+                logs / "master.log")
             for w in ("w1", "w2"):
                 worker = ["sweep", "--worker", "--master-host", f"{NET}.{ROLES['master']}",
                           "--master-port", "5557", "--records-dir", str(dirs[w])]

@@ -33,7 +33,7 @@ LIVENESS_S = 4  # [distributed] heartbeat_liveness_s: lost after 4 s without hea
 SWEEP = ["--steps", "2,4", "--warmup-min-s", "1", "--warmup-max-s", "1", "--measure-min-s", "8",
          "--measure-max-s", "8", "--input-mean", "50", "--input-stddev", "0", "--output-mean", "20",
          "--output-stddev", "0", "--prompt-pool-size", "40", "--no-plots", "--quiet",
-         "--worker-records", "both", "--heartbeat-liveness-s", str(LIVENESS_S)]
+         "--worker-records", "both", "--heartbeat-liveness-s", str(LIVENESS_S), "--report-every-s", "1"]
 
 
 def _workers(proc: subprocess.Popen, deadline: float) -> list[psutil.Process]:

@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 import gevent
+import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.client.transport import stamp_source
@@ -155,8 +156,6 @@ def _tolerate_busy_workers(runner: Any, liveness_s: int) -> None:
     the last): a worker building its prompt pools on a busy machine missed that. [distributed]
     heartbeat_liveness_s (10 s) replaces it, also for workers that connected already; a worker
     still quits after Locust's 60 s without the master's heartbeats."""
-    import locust.runners
-
     locust.runners.HEARTBEAT_LIVENESS = liveness_s
     for client in runner.clients.all:
         client.heartbeat = max(client.heartbeat, liveness_s)
@@ -272,6 +271,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             return
     else:
         cfg = resolve_config(environment)
+        locust.runners.WORKER_REPORT_INTERVAL = cfg.distributed.report_every_s  # read at each report (shapes)
         mode = cfg.distributed.worker_records
         shipper = getattr(shared, "shipper", None)
         shared.forward = shipper.put if shipper is not None and mode != "local" else None
