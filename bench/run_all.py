@@ -6,12 +6,16 @@ Suites (`--suite`, repeatable; default: client):
 - emulator: bench/emulator_capacity.py: how many streams the emulator holds on one core;
 - pacing: bench/open_loop_pacing.py: offered vs achieved rate and schedule lag of open-loop steps at
   100, 500 and 2000 req/s on one client core (short outputs);
+- client-tail: bench/client_tail.py: the client's TTFT p50/p99/p99.9 error against the exact
+  emulator through the real sweep (progress line, CSV and record writers running), pinned to one
+  core, at 64/256/1024 streams started together and staggered, split by cause (issue #12);
 - distributed: bench/distributed_capacity.py: 1 vs 2 workers (`sweep --workers K`), what each
   extra worker adds and the master's own CPU per worker.
 
     make perf                                # the client suite, default settings
     make perf ARGS="--suite client --suite emulator"
     make perf ARGS="--suite pacing"
+    make perf ARGS="--suite client-tail"          # ~4 min; add -- --runs 3 for the issue's table
     make perf ARGS="--suite client -- --streams 1024 --window-s 20"
 
 Other arguments (or everything after `--`) go to every selected suite, e.g.
@@ -29,6 +33,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SUITES = {
     "client": BENCH / "client_capacity.py",
+    "client-tail": BENCH / "client_tail.py",
     "emulator": BENCH / "emulator_capacity.py",
     "pacing": BENCH / "open_loop_pacing.py",
     "distributed": BENCH / "distributed_capacity.py",

@@ -150,6 +150,8 @@ class Connection:
         """
         deadline_s = self.timeout if timeout is None else timeout
         head = self._head(method, path, body, headers)
+        small = len(body) < 16384
+        payload, rest = (head + body, b"") if small else (head, body)
         if self._last is not None:
             self._last._disarm()
             if not self._last.complete:
@@ -163,16 +165,9 @@ class Connection:
                 connect_s += _perf() - t_connect
             sock = self.sock
             assert sock is not None
-            t_send = _perf()
-            deadline = t_send + deadline_s
             try:
-                sock.settimeout(deadline_s)
-                if len(body) < 16384:
-                    sock.sendall(head + body)
-                else:
-                    sock.sendall(head)
-                    sock.sendall(body)
-                resp = Response(self, sock, t_send, deadline, method)
+                t_send = self._send(sock, payload, rest, deadline_s)
+                resp = Response(self, sock, t_send, t_send + deadline_s, method)
                 resp.reused, resp.connect_s = reused, connect_s
                 self._last = resp  # close() disarms its deadline timer
                 resp._read_head()
@@ -196,6 +191,34 @@ class Connection:
             self._last = resp
             return resp
         raise AssertionError("unreachable")
+
+    def _send(self, sock: Any, payload: bytes, rest: bytes, deadline_s: float) -> float:
+        """Write the request; returns `t_send`, the perf_counter time just before its first byte
+        was handed to the kernel.
+
+        Nothing runs between the stamp and the send() that could pause (issue #12): the payload is
+        built and the timeout set before the stamp, and under gevent the raw non-blocking socket
+        is written directly (gevent's sendall allocates on its way to send(), and an allocation
+        can start a garbage collection). Whatever the kernel did not take at once (a full send
+        buffer, a large body: `rest`) goes through sendall as before.
+        """
+        sock.settimeout(deadline_s)
+        parts = self.gevent
+        sent = 0
+        if parts is not None:
+            raw = parts[0]
+            t_send = _perf()
+            try:
+                sent = raw.send(payload)
+            except BlockingIOError:
+                sent = 0
+        else:
+            t_send = _perf()
+        if sent < len(payload):
+            sock.sendall(payload[sent:] if sent else payload)
+        if rest:
+            sock.sendall(rest)
+        return t_send
 
     def _head(self, method: str, path: str, body: bytes, headers: Mapping[str, str] | None) -> bytes:
         lines = [f"{method} {self.prefix}{path} HTTP/1.1"]

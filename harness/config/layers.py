@@ -68,6 +68,22 @@ class _Layers:
         self.sources: dict[tuple[str, ...], str] = {}  # key path → variable or flag that set it
         self.base = source
         self.applied: list[str] = []
+        target = data.get("target")
+        self.file_target_url = target.get("url") if isinstance(target, dict) else None
+
+    def forget_other_servers_facts(self) -> None:
+        """A `url` from the environment or the command line points the file's scenario at another
+        server than the one its [target] describes (the shipped scenarios describe an emulated
+        inf2.xlarge): the file's instance and price are not that server's, so they go, unless an
+        upper layer gives them too (no cost per 1M tokens is shown at a price nobody stated)."""
+        target = self.data.get("target")
+        if not isinstance(target, dict) or self.sources.get(("target", "url")) is None:
+            return
+        if self.file_target_url is not None and self.file_target_url == target.get("url"):
+            return
+        for key in ("instance", "price_per_hour"):
+            if ("target", key) not in self.sources:
+                target.pop(key, None)
 
     def apply(self, values: Mapping[str, Any], label: str) -> None:
         table = by_name()
@@ -152,6 +168,7 @@ def load_config(
     layers = _Layers(read_toml(path) if path else {}, source)
     layers.apply(env_values(environ), "environment")
     layers.apply({k: v for k, v in (cli or {}).items() if v is not None}, "command line")
+    layers.forget_other_servers_facts()
     return validate(layers.data, layers.base, layers.sources)
 
 

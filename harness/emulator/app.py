@@ -107,6 +107,7 @@ class App:
         try:
             fault_hdr = headers.get("x-emulator-fault")
             timing_hdr = headers.get("x-emulator-timing")
+            gen.stamps = bool(headers.get("x-emulator-stamps"))
             fault = parse_fault(fault_hdr) if fault_hdr else None
             timing = parse_timing(timing_hdr) if timing_hdr else None
         except ValueError as exc:

@@ -43,7 +43,7 @@ class Gen:
         "app", "sched", "conn", "kind", "streaming", "tokens", "n", "finish_reason", "input_len",
         "max_new", "seed", "details", "include_usage", "fault", "exact", "t0", "delay", "sent", "closed",
         "sim", "arrival", "validation_s", "prefix", "created", "return_prefix", "last_write", "chars",
-        "fast", "encode", "ttft", "itl", "lane", "base", "write",
+        "fast", "encode", "ttft", "itl", "lane", "base", "write", "t_first", "stamps",
     )
 
     def __init__(self, app: App, conn: Conn, kind: str) -> None:
@@ -78,6 +78,8 @@ class Gen:
         self.lane: Lane | None = None
         self.base = 0.0  # t0 + ttft: token i (1-based) is due at base + (i - 1) * itl (+ stalls)
         self.write: Any = None
+        self.t_first = 0.0  # monotonic time the first token was written (0: not yet)
+        self.stamps = False  # X-Emulator-Stamps: the final completion chunk carries arrival and t_first
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -91,6 +93,8 @@ class Gen:
             now = _monotonic()
             self.conn.transport.write(data)
             self.last_write = now
+            if i == 1:  # first tokens always come through here (Scheduler.push), never a lane
+                self.t_first = now
             sched = self.sched
             lat = sched.lat
             late = now - deadline
@@ -143,6 +147,8 @@ class Gen:
             if data:
                 self.conn.transport.write(data)
                 self.last_write = now
+                if not self.t_first:
+                    self.t_first = now
         sched.lat.add(now - deadline)
         if last:
             self.finish()
@@ -202,6 +208,9 @@ class Gen:
             return out + wire.chunk(wire.DONE) + wire.CHUNK_END
         final = wire.completion_final(self.created, app.model_id, app.fingerprint, table.text_json(tid),
                                       self.finish_reason, self.input_len, self.n)
+        if self.stamps:  # the truth per request for the client benchmark (bench/client_tail.py)
+            final = final[:-1] + b',"timings":{"emulator_received_s":%b,"emulator_first_token_s":%b}}' % (
+                repr(self.arrival).encode(), repr(self.t_first).encode())
         return wire.sse_chunk(final) + wire.chunk(wire.DONE) + wire.CHUNK_END
 
     # -- endings ---------------------------------------------------------------------------

@@ -137,22 +137,39 @@ class ClockEstimate:
     def __init__(self, keep: int = 32) -> None:
         self.samples: deque[ClockSample] = deque(maxlen=keep)
         self.exchanges = 0
+        self.exact = False  # same_clock(): the master reads this worker's clock
 
     def add(self, t0: float, t_master: float, t1: float) -> ClockSample | None:
         if t1 < t0:
             return None
+        if self.exact:
+            self.exchanges += 1
+            return self.samples[0]
         sample = ClockSample(t1 - t0, t_master - (t0 + t1) / 2)
         self.samples.append(sample)
         self.exchanges += 1
         return sample
 
+    def same_clock(self) -> None:
+        """The master runs on this worker's kernel (same boot id: another process, a network
+        namespace or a container of this host): both read one system clock, the offset is 0
+        exactly. An estimate from exchanges would only add its error (half a round trip, tens of
+        ms on a busy machine: enough to misplace a schedule's arrivals)."""
+        self.samples.clear()
+        self.samples.append(ClockSample(0.0, 0.0))
+        self.exact = True
+
     def best(self) -> dict[str, float | int] | None:
-        """{"offset_s", "uncertainty_s", "rtt_s", "exchanges"} of the minimum-RTT exchange."""
+        """{"offset_s", "uncertainty_s", "rtt_s", "exchanges"} of the minimum-RTT exchange
+        (and "same_clock": true when the master shares this worker's clock)."""
         if not self.samples:
             return None
         s = min(self.samples, key=lambda x: x.rtt_s)
-        return {"offset_s": s.offset_s, "uncertainty_s": s.rtt_s / 2, "rtt_s": s.rtt_s,
-                "exchanges": self.exchanges}
+        out: dict[str, float | int] = {"offset_s": s.offset_s, "uncertainty_s": s.rtt_s / 2,
+                                       "rtt_s": s.rtt_s, "exchanges": self.exchanges}
+        if self.exact:
+            out["same_clock"] = True
+        return out
 
     @property
     def offset_s(self) -> float:

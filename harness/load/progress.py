@@ -66,7 +66,7 @@ def _dur(seconds: float) -> str:
 
 def progress_line(
     step: int,
-    steps: int,
+    steps: int | None,
     users: int | str,
     phase: str,
     phase_elapsed: float,
@@ -74,7 +74,8 @@ def progress_line(
     left: tuple[float, float],
 ) -> str:
     """One terminal line: `step 2/5 · 2 users · measure 12s · 4 ok / 0 failed · TTFT p50 1020 ms · …`
-    (`users`: a count, or an open-loop step's label, e.g. "20 req/s")."""
+    (`users`: a count, or an open-loop step's label, e.g. "20 req/s"; `steps` None: a search, whose
+    number of steps is not known ahead)."""
     live = live or StepLive()
     ttft = metrics.percentile(live.ttft, 50)
     itl = metrics.percentile(live.itl, 50)
@@ -86,6 +87,6 @@ def progress_line(
     failed = f"{live.failed} failed" + (f" (most: {top})" if top else "")
     load = f"{users} users" if isinstance(users, int) else users
     return (
-        f"step {step + 1}/{steps} · {load} · {phase} {_dur(phase_elapsed)} · "
+        f"step {step + 1}{'' if steps is None else f'/{steps}'} · {load} · {phase} {_dur(phase_elapsed)} · "
         f"{live.ok} ok / {failed} · TTFT p50 {ttft_s} · ITL p50 {itl_s} · left {left_s}"
     )

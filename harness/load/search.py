@@ -136,6 +136,7 @@ class AdaptivePlan(SweepPlan):
         **kwargs: Any,
     ) -> None:
         super().__init__([first], spawn_rate, **kwargs)
+        self.adaptive = True  # the number of steps is not known ahead (the progress line says so)
         self.next_step = next_step
         self.saturated = saturated
         self.stopped_early: set[int] = set()

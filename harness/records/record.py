@@ -103,7 +103,7 @@ class Record:
 
 
 _FIELDS = tuple(f.name for f in fields(Record))
-_SLICE = 16  # records serialised between two yields to the gevent hub (~0.3 ms)
+SLICE_S = 0.0003  # under gevent: serialise records for at most this long between two yields
 
 
 def worker_id() -> str:
@@ -141,16 +141,17 @@ class RecordWriter:
     `append` only puts the record on a list. A flusher serialises and writes at most
     `interval` seconds later (a crash loses at most that), from a greenlet when gevent is
     running the process, else from a daemon thread; `close` flushes the rest. Under gevent a
-    flush serialises `_SLICE` records at a time and yields to the hub in between, so it never
-    holds up the greenlets stamping tokens for more than ~1 ms. A record that arrives after
-    `close` (a request ending while the process quits) is written at once: errors are data, and
-    no flusher would run again.
+    flush serialises records for at most `slice_s` (0.3 ms; one record at least) and yields to the
+    hub in between, so it never holds the hub for more than that plus one record's JSON. A record
+    that arrives after `close` (a request ending while the process quits) is written at once:
+    errors are data, and no flusher would run again.
     """
 
     def __init__(self, path: str | os.PathLike[str], interval: float = 0.5) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.interval = interval
+        self.slice_s = SLICE_S
         self._pending: list[Record] = []
         self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._lock = threading.Lock()
@@ -183,13 +184,31 @@ class RecordWriter:
             if self._fh is None:
                 return
             batch, self._pending = self._pending, []
-            for i in range(0, len(batch), _SLICE):
-                if i and self._pause is not None:
-                    self._pause()
-                part = batch[i : i + _SLICE]
-                self._fh.write("".join(r.to_json() + "\n" for r in part))
-                self.written += len(part)
-            self._fh.flush()
+            pause = self._pause
+            if pause is None:
+                self._fh.write("".join(r.to_json() + "\n" for r in batch))
+                self.written += len(batch)
+                self._fh.flush()
+                return
+            # Under gevent: slices of at most SLICE_S each (a record's size varies 100-fold with
+            # its token count, so a fixed number per slice does not bound the time), with a
+            # short sleep between them so the loop polls the sockets (issue #12).
+            fh, clock, budget = self._fh, time.perf_counter, self.slice_s
+            i, n = 0, len(batch)
+            while i < n:
+                if i:
+                    pause()
+                part: list[str] = []
+                t_end = clock() + budget
+                while i < n:
+                    part.append(batch[i].to_json())
+                    i += 1
+                    if clock() >= t_end:
+                        break
+                part.append("")
+                fh.write("\n".join(part))
+                self.written += len(part) - 1
+            fh.flush()
 
     def start(self) -> RecordWriter:
         """Start the periodic flusher (idempotent)."""

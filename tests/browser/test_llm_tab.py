@@ -39,6 +39,7 @@ input_mean = 200
 input_stddev = 50
 output_mean = 40
 output_stddev = 0
+prompt_pool_size = 40
 
 [steps]
 spawn_rate = 100
@@ -93,6 +94,8 @@ def web_ui(fast_emulator, tmp_path):
             proc.kill()
             proc.wait(5)
         log.close()
+        # shown by pytest only when the test failed ("Captured stdout teardown")
+        print("locust.log (last 4000 characters):\n" + (tmp_path / "locust.log").read_text()[-4000:])
 
 
 def shown_column(page, step: int) -> dict[str, str]:

@@ -119,8 +119,9 @@ def test_server_metrics_and_timings_join_the_sweep(engine: str, tmp_path: Path) 
     from harness.report.inputs import load_records
 
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "2",
-           "--warmup-min-s", "1", "--measure-min-s", "5", "--input-mean", "60", "--input-stddev", "0",
+           "--warmup-min-s", "1", "--measure-min-s", "4", "--input-mean", "60", "--input-stddev", "0",
            "--output-mean", "24", "--output-stddev", "0", "--ignore-eos", "--scrape-every-s", "0.5",
+           "--prompt-pool-size", "32",
            "--results-dir", str(tmp_path), "--run-id", "telemetry", "--quiet", "--no-plots"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -146,7 +147,8 @@ def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "1,2",
            "--warmup-min-s", "1", "--warmup-max-s", "2", "--measure-min-s", "4", "--measure-max-s", "6",
            "--input-mean", "60", "--input-stddev", "0", "--output-mean", "16", "--output-stddev", "0",
-           "--results-dir", str(tmp_path), "--run-id", "engine", "--quiet", "--no-plots"]  # fmt: skip
+           "--prompt-pool-size", "32", "--results-dir", str(tmp_path), "--run-id", "engine",
+           "--quiet", "--no-plots"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "engine"

@@ -1,6 +1,7 @@
 """Real-time calibration of `inf2-xlarge-llama3-8b` against the seed benchmark (550 in / 150 out,
-closed loop, p50 over requests). Two requests per user at 1 and 2 users, both servers at once
-(~25 s). Tolerance ±10 % of the seed; TPOT = (E2E − TTFT) ÷ (N − 1) must sit within 10 % of both
+closed loop, p50 over requests). One request per user at 1 and 2 users (at 2, a first and a
+second arrival: the p50 is their mean, as over whole rounds), both servers at once (~10 s).
+Tolerance ±10 % of the seed; TPOT = (E2E − TTFT) ÷ (N − 1) must sit within 10 % of both
 the seed's ITL row (52.18 / 58.29 ms) and the analysis' honest TPOT (56 / 61 ms)."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_inf2_profile_matches_seed_at_1_and_2_users():
                 int(port),
                 stream_request(host, int(port), prompt, 150),
                 users=users,
-                requests_per_user=2,
+                requests_per_user=1,
             )
 
         async def run_all():
@@ -60,7 +61,7 @@ def test_inf2_profile_matches_seed_at_1_and_2_users():
     report = []
     for users, lp in loops.items():
         recs = lp.records
-        assert len(recs) == 2 * users and not any(r.error for r in recs)
+        assert len(recs) == users and not any(r.error for r in recs)
         assert all(r.events == 150 for r in recs)
         ttft = statistics.median(r.ttft for r in recs) * 1000
         tpot = statistics.median(r.tpot() for r in recs) * 1000

@@ -446,6 +446,25 @@ def test_timing_header_gives_exact_clock(emu):
     assert raw.count(b"data:") == 3
 
 
+def test_stamps_header_puts_arrival_and_first_token_write_in_the_last_completion_chunk(emu):
+    """X-Emulator-Stamps (bench/client_tail.py's per-request truth): when the request was taken and
+    its first token written, on the monotonic clock the client's perf_counter reads; without the
+    header the chunk is unchanged."""
+    body = {"model": "tgi", "prompt": "Deep learning", "max_tokens": 3, "stream": True}
+    t_send = time.perf_counter()
+    _, _, raw = raw_request(emu.url, "POST", "/v1/completions", body,
+                            {"X-Emulator-Stamps": "1", "X-Emulator-Timing": "ttft_ms=40;itl_ms=1"})
+    t_done = time.perf_counter()
+    last = json.loads(events(dechunk(raw))[-2])
+    stamps = last["timings"]
+    assert set(stamps) == {"emulator_received_s", "emulator_first_token_s"}
+    assert t_send < stamps["emulator_received_s"] < stamps["emulator_first_token_s"] < t_done
+    assert stamps["emulator_first_token_s"] - stamps["emulator_received_s"] >= 0.040
+    _, _, plain = raw_request(emu.url, "POST", "/v1/completions", body,
+                              {"X-Emulator-Timing": "ttft_ms=1;itl_ms=1"})
+    assert "timings" not in json.loads(events(dechunk(plain))[-2])
+
+
 def test_sse_keepalive_comment_after_silence(emu):
     _, _, raw = raw_request(
         emu.url,

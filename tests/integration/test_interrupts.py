@@ -39,7 +39,7 @@ def _interrupt(tmp_path: Path, times: int, signum: int = signal.SIGINT
     cmd = [sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path / "r"), "--run-id", "run",
            "--emulator-profile", "fast", "--emulator-args", f"--itl-ms 5 {marker}", "--steps", "4",
            "--warmup-min-s", "0", "--measure-min-s", "120", "--output-mean", "4000", "--input-mean", "60",
-           "--input-stddev", "0", "--quiet", "--no-plots"]
+           "--input-stddev", "0", "--prompt-pool-size", "32", "--quiet", "--no-plots"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=_default_sigint)

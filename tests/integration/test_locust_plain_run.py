@@ -84,7 +84,7 @@ def summary_row(text: str, label: str) -> list[float]:
 def test_plain_headless_run_ends_with_exact_summary_and_report(fast_emulator, tmp_path):
     rec = tmp_path / "rec"
     proc = locust(ROOT / "locustfiles" / "openai_completions.py",
-                  *headless(fast_emulator.url, rec, "-u", "4", "-r", "4", "-t", "6s"), cwd=tmp_path)
+                  *headless(fast_emulator.url, rec, "-u", "4", "-r", "4", "-t", "4s"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stderr  # where Locust logs its table
     # after Locust's own table, with the directory's path
@@ -160,7 +160,7 @@ def test_stop_after_requests_sends_exactly_n_and_cancels_none(fast_emulator, tmp
 def test_starved_client_is_warned_live_and_in_the_summary(fast_emulator, tmp_path):
     (tmp_path / "hog.py").write_text(HOG_LOCUSTFILE)
     rec = tmp_path / "rec"
-    proc = locust(tmp_path / "hog.py", *headless(fast_emulator.url, rec, "-u", "2", "-r", "2", "-t", "10s"),
+    proc = locust(tmp_path / "hog.py", *headless(fast_emulator.url, rec, "-u", "2", "-r", "2", "-t", "15s"),
                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     mark = "/WARNING/harness.load.locust.monitor: client-bound"

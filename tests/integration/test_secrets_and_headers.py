@@ -49,6 +49,7 @@ def test_a_planted_token_is_in_no_output_and_no_process_list(server: AuthServer,
            "--bearer-token-env", "H13_TEST_TOKEN", "--results-dir", str(tmp_path / "r"), "--run-id", "run",
            "--steps", "2", "--warmup-min-s", "0",
            "--measure-min-s", "2", "--input-mean", "40", "--input-stddev", "0", "--output-mean", "4",
+           "--prompt-pool-size", "32",
            "--no-plots"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     listings = []

@@ -50,7 +50,8 @@ def test_step_queue_and_batch_agree_with_the_emulators_own_stats(emulator_factor
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", emu.url, "--records-dir", str(run),
            "--steps", str(USERS), "--warmup-min-s", "1", "--measure-min-s", "4", "--output-mean", "200",
-           "--input-mean", "100", "--input-stddev", "0", "--scrape-every-s", "0.25", "--quiet", "--no-plots"]
+           "--input-mean", "100", "--input-stddev", "0", "--scrape-every-s", "0.25",
+           "--prompt-pool-size", "64", "--quiet", "--no-plots"]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     finally:
@@ -98,6 +99,7 @@ def test_a_server_without_the_endpoint_costs_one_manifest_line(fast_emulator, tm
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", fast_emulator.url, "--records-dir", str(run),
            "--steps", "1", "--warmup-min-s", "0", "--measure-min-s", "2", "--output-mean", "10",
+           "--input-mean", "50", "--input-stddev", "0", "--prompt-pool-size", "32",
            "--metrics-path", "/no-such-metrics", "--quiet", "--no-plots"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -92,6 +92,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, scenario_file) -> Path:
         "200",
         "--input-stddev",
         "50",
+        "--prompt-pool-size",
+        "100",
         "--quiet",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
@@ -260,6 +262,7 @@ url = "{fast_emulator.url}"
 input_mean = 50
 input_stddev = 0
 output_mean = 8
+prompt_pool_size = 32
 [steps]
 users = [1]
 warmup = {{ min_s = 0, max_s = 0 }}

@@ -155,7 +155,7 @@ def run_locust(locustfile: str, url: str, tmp: Path, seconds: int) -> tuple[list
 
 @pytest.mark.parametrize(
     "locustfile, route, seconds",
-    [("tgi.py", "/generate_stream", 10), ("openai_chat.py", "/v1/chat/completions", 6)],
+    [("tgi.py", "/generate_stream", 4), ("openai_chat.py", "/v1/chat/completions", 3)],
 )
 def test_locust_headless_run(emu, tmp_path, locustfile, route, seconds):
     records, rows = run_locust(locustfile, emu.url, tmp_path, seconds)

@@ -13,9 +13,11 @@ from pathlib import Path
 from harness.records.record import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
-# One short step: 2 users, outputs of 8 tokens, a 5 s request timeout; a test adds what it needs.
+# One short step: 2 users, outputs of 8 tokens, a 5 s request timeout, 64 prompts (not the default
+# 1000: each process builds its pool before the clock starts); a test adds what it needs.
 SHORT = ["--steps", "2", "--warmup-min-s", "0", "--measure-min-s", "30", "--input-mean", "60",
-         "--input-stddev", "0", "--output-mean", "8", "--quiet", "--no-plots", "--timeout-s", "5"]
+         "--input-stddev", "0", "--output-mean", "8", "--quiet", "--no-plots", "--timeout-s", "5",
+         "--prompt-pool-size", "64"]
 
 
 def sweep(tmp_path: Path, *args: str, timeout: float = 120,

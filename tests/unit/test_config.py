@@ -132,6 +132,22 @@ def test_upper_layer_target_choice_wins(tmp_path: Path) -> None:
         load_config(write(tmp_path, "[target]\nserver = 'tgi-cpu'\nurl = 'http://x'\n"), environ={})
 
 
+def test_another_servers_url_drops_the_files_instance_and_price(tmp_path: Path) -> None:
+    """Bug: `make bench TGI_URL=...` priced the user's own server at the default scenario's emulated
+    inf2.xlarge ($0.76/h). A url from an upper layer keeps the file's price only when it is the
+    file's own url, or when the upper layer states a price too."""
+    default = find_scenario("default")
+    assert load_config(default, environ={}).target.price_per_hour == 0.76
+    cfg = load_config(default, {"url": "http://127.0.0.1:9"}, {})
+    assert cfg.target.price_per_hour is None and cfg.target.instance is None
+    cfg = load_config(default, {"url": "http://127.0.0.1:9"}, {"HARNESS_PRICE_PER_HOUR": "1.5"})
+    assert cfg.target.price_per_hour == 1.5
+    own = tmp_path / "own.toml"
+    own.write_text('[target]\nurl = "http://127.0.0.1:9"\nprice_per_hour = 2.0\ninstance = "g5"\n')
+    assert load_config(own, {"url": "http://127.0.0.1:9"}, {}).target.price_per_hour == 2.0
+    assert load_config(own, {"url": "http://127.0.0.1:10"}, {}).target.price_per_hour is None
+
+
 def test_lists_and_tables_from_flags_and_env() -> None:
     c = load_config(None, cli=cli("--headers", "X-A: 1", "--headers", "X-B: 2", "--server-env",
                                   "MAX_BATCH_SIZE=4"), environ={"HARNESS_DEVICES": "/dev/a,/dev/b"})

@@ -67,7 +67,7 @@ def _check(call: Any) -> None:
         assert isinstance(cfg, RunConfig)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=documents())
 def test_random_documents_are_accepted_or_one_line(tmp_path_factory: pytest.TempPathFactory,
                                                   doc: dict[str, Any]) -> None:
@@ -131,7 +131,7 @@ step_texts = st.lists(st.one_of(
     st.text(max_size=6)), min_size=1, max_size=4).map(",".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(steps=step_texts, env=st.booleans())
 def test_random_steps_are_accepted_or_one_line(steps: str, env: bool) -> None:
     if env:
@@ -140,7 +140,7 @@ def test_random_steps_are_accepted_or_one_line(steps: str, env: bool) -> None:
         _check(lambda: load_config(None, cli={"steps": steps}, environ={}))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(flags=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=5),
        env=st.dictionaries(st.sampled_from(SETTING_NAMES), st.text(max_size=20), max_size=3))
 def test_random_flags_and_variables_are_accepted_or_one_line(flags: dict[str, str],

@@ -103,3 +103,16 @@ def test_a_workers_step_tag_puts_the_masters_start_on_its_own_clock() -> None:
     assert tag == StepTag(2, 4, "measure", 3, 999.75)
     assert tag_from_master([0, 1, "ramp"], clock_offset_s=5.0) == StepTag(0, 1, "ramp", 1, None)  # plain runs
     assert tag_from_master([1, 2, "warmup", 1, None], 5.0).start_wall is None
+
+
+def test_a_master_on_the_same_kernel_is_the_same_clock():
+    """Local workers, network namespaces and containers of one host read one system clock: the
+    offset is 0 exactly, whatever the exchanges' round trips (a busy machine's are tens of ms)."""
+    clock = ClockEstimate()
+    clock.add(100.0, 100.2, 100.1)  # a slow, asymmetric exchange: +0.15 s estimated
+    assert clock.offset_s == pytest.approx(0.15)
+    clock.same_clock()
+    clock.add(200.0, 200.3, 200.1)
+    assert clock.offset_s == 0.0
+    best = clock.best()
+    assert best["uncertainty_s"] == 0.0 and best["same_clock"] is True and best["exchanges"] == 2

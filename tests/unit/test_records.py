@@ -81,3 +81,28 @@ def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog) -> None:
         records = read_records(path)
     assert [r.request_id for r in records] == ["r0"]
     assert "skipped 1 torn line" in caplog.text and str(path) in caplog.text
+
+
+def test_a_flush_under_gevent_yields_after_each_short_slice(tmp_path):
+    """Issue #12: a flush holds the gevent hub (every token stream of the process) for at most
+    `slice_s` plus one record at a time, whatever the records' sizes: long outputs made the old
+    16-record slices take milliseconds. The pause between slices is gevent's sleep under Locust;
+    here it notes the CPU time each slice took (CPU, not wall time: a busy machine cannot stretch it)."""
+    writer = RecordWriter(tmp_path / "r.jsonl", interval=60)
+    cpu_at_pause = [time.thread_time()]
+    writer._pause = lambda: cpu_at_pause.append(time.thread_time())
+    big = tuple(range(50_000, 50_000 + 4000 * 20_000, 20_000))  # 4000 token stamps per record
+    for i in range(64):
+        writer.append(make_record(i, token_us=big, output_tokens=len(big)))
+    one = time.thread_time()
+    make_record(0, token_us=big, output_tokens=len(big)).to_json()
+    one = time.thread_time() - one  # one record's JSON, on this machine now
+    writer.flush()
+    cpu_at_pause.append(time.thread_time())
+    slices = [b - a for a, b in zip(cpu_at_pause, cpu_at_pause[1:], strict=False)]
+    assert len(slices) > 4  # it did yield, more than every 16 records
+    # one slice: the budget (0.3 ms) plus the record that crossed it, plus a record's worth of
+    # slack for the write itself; a fixed 16 records per slice would be about 16 records' worth
+    assert max(slices) < writer.slice_s + 4 * max(one, 0.0002), (slices, one)
+    writer.close()
+    assert len(read_records(tmp_path / "r.jsonl")) == 64

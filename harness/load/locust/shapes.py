@@ -250,7 +250,8 @@ class PlanShape(LoadTestShape):
         now = self.get_run_time()
         spec = plan.steps[tick.step]
         load = tick.users if spec.rate is None else spec.label  # "20 req/s", "trace synthetic"
-        return progress_line(tick.step, tick.steps, load, tick.phase, now - plan.spans[-1].start,
+        steps = None if getattr(plan, "adaptive", False) else tick.steps  # a search: not known ahead
+        return progress_line(tick.step, steps, load, tick.phase, now - plan.spans[-1].start,
                              shared.live.steps.get(tick.step), plan.time_left(now))
 
     def stop_clock(self) -> None:

@@ -47,6 +47,19 @@ DRAIN_TIMEOUT_S = 60.0
 WATCH_EVERY_S = 0.5
 
 
+
+def _clock_id() -> str | None:
+    """This kernel's boot id (Linux): processes, network namespaces and containers of one host
+    share it, and with it one system clock (CLOCK_REALTIME is not namespaced)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+CLOCK_ID = _clock_id()
+
 class WorkerShipper:
     """A worker's side (see the module docstring). `start()` once the runner exists."""
 
@@ -104,6 +117,8 @@ class WorkerShipper:
 
     def _on_pong(self, environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data or {}
+        if CLOCK_ID is not None and data.get("clock") == CLOCK_ID and not self.clock.exact:
+            self.clock.same_clock()
         if self.clock.add(float(data["t0"]), float(data["tm"]), time.time()) is None:
             return
         shared.clock_offset_s = self.clock.offset_s
@@ -153,6 +168,7 @@ class MasterReceiver:
     def _on_ping(self, environment: Any, msg: Any, **_: Any) -> None:
         data = dict(msg.data or {})
         data["tm"] = time.time()
+        data["clock"] = CLOCK_ID
         self.runner.send_message(PONG_MESSAGE, data, client_id=msg.node_id)
 
     def _on_clock(self, environment: Any, msg: Any, **_: Any) -> None:
