@@ -86,10 +86,21 @@ build_wheelhouse() {  # build_wheelhouse DIR [REQUIREMENT...]: deps/ (with requi
   local target=(--only-binary=:all: --python-version "$pyver" --implementation cp --abi "cp$pyver" --abi abi3
     --abi none --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch"
     --platform "manylinux_2_34_$arch" --platform any)
+  # The dependencies' wheels are kept per (requirements, constraints, target): a change to the
+  # project alone downloads nothing.
+  local key cached
+  key="$(cat "$dir/deps/requirements.txt" "$constraints" <(printf '%s\n' "${target[@]}" "${NODEPS_REQUIREMENTS[@]}") | sha)"
+  cached="$CACHE_DIR/wheels-$key"
   log "wheelhouse for cp$pyver/$arch with $PYTHON (log: $CACHE_DIR/pip.log)"
   {
-    "$PYTHON" -m pip download -d "$dir/deps" -c "$constraints" "${target[@]}" -r "$dir/deps/requirements.txt"
-    "$PYTHON" -m pip download -d "$dir/nodeps" --no-deps "${target[@]}" "${NODEPS_REQUIREMENTS[@]}"
+    if [[ ! -f "$cached/.complete" || -n "${FORCE:-}" ]]; then
+      rm -rf "$cached" && mkdir -p "$cached/deps" "$cached/nodeps"
+      "$PYTHON" -m pip download -d "$cached/deps" -c "$constraints" "${target[@]}" -r "$dir/deps/requirements.txt"
+      "$PYTHON" -m pip download -d "$cached/nodeps" --no-deps "${target[@]}" "${NODEPS_REQUIREMENTS[@]}"
+      touch "$cached/.complete"
+    fi
+    cp -l "$cached"/deps/*.whl "$dir/deps/" 2>/dev/null || cp "$cached"/deps/*.whl "$dir/deps/"
+    cp -l "$cached"/nodeps/*.whl "$dir/nodeps/" 2>/dev/null || cp "$cached"/nodeps/*.whl "$dir/nodeps/"
     # The project's wheel from a copy of its sources, so the build leaves nothing in the work tree.
     local src="$dir/src"
     mkdir -p "$src" && cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/harness" "$src/"

@@ -430,6 +430,12 @@ class Distributed(_Section):
         "master", description="workers send records to the master, keep them in their own records "
         "directory (merge with `python -m harness collect`), or both")
     connect_timeout_s: Pos = Field(120.0, description="how long the master waits for its workers")
+    heartbeat_liveness_s: Annotated[int, Field(ge=1, le=60)] = Field(
+        10, description="master: seconds without a worker's heartbeat (sent every 1 s) before it is "
+        "lost; one back within as long again was a stall (listed in the manifest, its step not flagged)")
+    report_every_s: Annotated[float, Field(gt=0, le=10)] = Field(
+        3.0, description="seconds between a worker's stats reports to the master (Locust's 3): a step's "
+        "cool-down lasts at least this and 1 s, so the master sees the window's last requests end")
 
 
 class Slo(_Section):

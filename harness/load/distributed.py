@@ -177,17 +177,18 @@ class ClockEstimate:
         return float(best["offset_s"]) if best else 0.0
 
 
-BRIEF_LOSS_S = 10.0  # a worker back within this (a stall, a busy start) is noted, not flagged
+BRIEF_LOSS_S = 10.0  # the default [distributed] heartbeat_liveness_s: a worker back within it is noted
 
 
-def degraded_steps(steps: list[dict[str, Any]], losses: list[dict[str, Any]]) -> dict[int, list[str]]:
+def degraded_steps(steps: list[dict[str, Any]], losses: list[dict[str, Any]],
+                   brief_s: float = BRIEF_LOSS_S) -> dict[int, list[str]]:
     """Step → flags for workers lost while it ran: a loss at wall time `lost_at` touches the step
     whose phases span it (from its first phase's start to its last phase's end, open = running).
-    A worker that came back (`back_at`) within BRIEF_LOSS_S is not a loss: Locust marks a worker
-    missing after ~3 s without heartbeats, which a loaded machine's worker start can take; its
-    records are complete either way (the master waits for them), and the manifest lists it."""
+    A worker that came back (`back_at`) within `brief_s` (the master's heartbeat liveness) is not
+    a loss: a stalled connection or a loaded machine's worker start; its records are complete
+    either way (the master waits for them), and the manifest lists it."""
     out: dict[int, list[str]] = {}
-    losses = [x for x in losses if x.get("back_at") is None or x["back_at"] - x["lost_at"] >= BRIEF_LOSS_S]
+    losses = [x for x in losses if x.get("back_at") is None or x["back_at"] - x["lost_at"] >= brief_s]
     for entry in steps:
         spans = list(entry["phases"].values())
         if not spans:

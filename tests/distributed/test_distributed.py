@@ -34,6 +34,7 @@ input_mean = 50
 input_stddev = 0
 output_mean = 20
 output_stddev = 0
+prompt_pool_size = 40
 
 [steps]
 spawn_rate = 100
@@ -45,6 +46,12 @@ restart = true
 [request]
 api = "generate_stream"
 timeout_s = 30
+
+[distributed]
+report_every_s = 1  # the workers' stats reports: a step's cool-down lasts this and 1 s
+
+[output]
+plots = false  # the master's own report: `harness report` rebuilds it below
 """
 
 

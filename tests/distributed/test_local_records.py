@@ -30,8 +30,8 @@ def test_local_worker_records_collected_into_one_report(tmp_path: Path,
     cmd = [sys.executable, "-m", "harness", "sweep", "--workers", "2", "--url", fast_emulator.url,
            "--records-dir", str(run_dir), "--steps", "2", "--warmup-min-s", "1", "--warmup-max-s", "1",
            "--measure-min-s", "3", "--measure-max-s", "3", "--input-mean", "50", "--input-stddev", "0",
-           "--output-mean", "20", "--output-stddev", "0", "--no-plots", "--quiet",
-           "--worker-records", "local"]
+           "--output-mean", "20", "--output-stddev", "0", "--prompt-pool-size", "40", "--no-plots", "--quiet",
+           "--worker-records", "local", "--report-every-s", "1"]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

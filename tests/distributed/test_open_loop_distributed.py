@@ -39,6 +39,9 @@ warmup = { min_s = 1, max_s = 1 }
 
 [request]
 timeout_s = 30
+
+[output]
+plots = false
 """
 TRACE = [{"timestamp": 0.05 * i, "input_tokens": 60 + i, "output_tokens": 2} for i in range(16)]
 

@@ -33,7 +33,7 @@ def test_stop_after_requests_is_exact_across_workers(tmp_path, fast_emulator):
     master = [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
               "--master-bind-port", str(port), "--host", fast_emulator.url, "-u", "4", "-r", "4",
               "-t", "300s", "--records-dir", str(records), "--prompt-pool-size", "40", "--output-mean", "30",
-              "--stop-after-requests", str(N), "--only-summary"]
+              "--stop-after-requests", str(N), "--only-summary", "--no-plots"]
     worker = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     procs = []
     try:

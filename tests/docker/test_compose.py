@@ -49,7 +49,8 @@ def test_compose_runs_a_master_and_two_workers_to_a_report(compose_images, tmp_p
     project = f"tlt{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "WORKERS": "2", "RESULTS_DIR": str(results), "MASTER_PORT": "0",
            "SWEEP_ARGS": "--steps 1,2 --warmup-min-s 1 --warmup-max-s 1 --measure-min-s 3 --measure-max-s 3 "
-                         "--input-mean 60 --input-stddev 0 --output-mean 16 --output-stddev 0 --no-plots"}
+                         "--input-mean 60 --input-stddev 0 --output-mean 16 --output-stddev 0 --no-plots "
+                         "--report-every-s 1"}
     base = [*cli, "-f", str(COMPOSE_FILE), "-p", project, "--profile", "emulator"]
     try:
         proc = subprocess.run([*base, "up", "--scale", "worker=2", "--exit-code-from", "master"],

@@ -73,6 +73,8 @@ def test_degraded_steps_flags_the_step_a_loss_fell_in() -> None:
     flags = degraded_steps(steps, losses)
     assert flags == {0: [f"{LOST_WORKER} h:9"], 1: [f"{LOST_WORKER} h:8"]}
     assert degraded_steps(steps, []) == {}
+    # a shorter heartbeat liveness: a 3 s loss is no longer brief
+    assert degraded_steps(steps, losses, brief_s=2.0)[0] == [f"{LOST_WORKER} h:9", f"{LOST_WORKER} h:7"]
 
 
 @pytest.mark.parametrize(("args", "says"), [

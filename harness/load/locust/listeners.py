@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 import gevent
+import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.client.transport import stamp_source
@@ -51,7 +52,6 @@ LOCUST_OWN = ("url", "spawn_rate")  # Locust's --host and -r/--spawn-rate
 LOCUST_ROLE = ROLE_SETTINGS  # Locust's own --master/--worker/... decide a locustfile run's role
 WEB_UI_SECTIONS = ("request", "workload")
 _registered: set[int] = set()
-WORKER_LIVENESS_S = 10  # heartbeats (1 s each) a master waits before a worker is missing
 _environments: list[Any] = []  # the environment of each init (spawning_complete does not name it)
 
 
@@ -81,8 +81,8 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     parser.add_argument("--harness-config", default=None, help=argparse.SUPPRESS)
 
 
-def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
-    """The run's configuration as this process must use it (see the module docstring)."""
+def resolve_config(environment: Any, discover: bool = False, draw_seed: bool = True) -> RunConfig:
+    """The run's configuration as this process must use it (module docstring; draw_seed: _prepare_guess)."""
     opts = environment.parsed_options
     given = getattr(opts, "harness_config", None)
     if given:
@@ -95,7 +95,7 @@ def resolve_config(environment: Any, discover: bool = False) -> RunConfig:
     cfg = load_config(find_scenario(path) if path else None, cli=cli)
     if not cfg.output.records_dir and not cfg.output.run_id:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_id": run_id_for(cfg)})})
-    cfg = cfg.with_run_seed()  # a new run: prompts no earlier run sent (the seed is in the manifest)
+    cfg = cfg.with_run_seed() if draw_seed else cfg  # a new run: prompts no earlier run sent (manifest)
     if discover and cfg.target.url and (cfg.request.api is None or not cfg.request.model_name):
         cfg = preflight_rim.choose(environment, cfg)  # API and model from the server (its /info)
     return cfg
@@ -115,13 +115,12 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     except (ConfigError, ValueError) as exc:  # fail fast, one line, before any user starts
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
-    if not environment.host and cfg.target.url:
-        environment.host = cfg.target.url
-    if isinstance(runner, MasterRunner):
-        # before the pre-flight (seconds): workers that connect meanwhile send clock pings at once
-        _tolerate_busy_workers()
+    if isinstance(runner, MasterRunner):  # first: workers connect (and talk) while the checks below run
+        _tolerate_busy_workers(runner, cfg.distributed.heartbeat_liveness_s)
         runner.register_message(HEALTH_KEY, _health_received)
         environment.harness_receiver = MasterReceiver(runner)
+    if not environment.host and cfg.target.url:
+        environment.host = cfg.target.url
     preflight_rim.check(environment, cfg)  # tokenizer and target usable, or one line and exit 2/4
     _progress_instead_of_stats(environment, cfg)
     webui.install(environment)  # the LLM tab, when this process serves the web UI
@@ -152,14 +151,14 @@ def _progress_instead_of_stats(environment: Any, cfg: RunConfig) -> None:
     gevent.spawn(show)
 
 
-def _tolerate_busy_workers() -> None:
-    """Locust's master marks a worker missing after 3 heartbeats (3 s) and stops the test when the
-    last one is: a worker building its prompt pools (tokenizer work, seconds of CPU) on a busy
-    machine missed that and ended runs. 10 s is what harness.load.distributed already treats as a
-    real loss (BRIEF_LOSS_S); a killed worker is still noticed, and its steps flagged."""
-    import locust.runners
-
-    locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS, WORKER_LIVENESS_S)
+def _tolerate_busy_workers(runner: Any, liveness_s: int) -> None:
+    """Locust's master marks a worker missing after 3 s without heartbeats (and ends the test with
+    the last): a worker building its prompt pools on a busy machine missed that. [distributed]
+    heartbeat_liveness_s (10 s) replaces it, also for workers that connected already; a worker
+    still quits after Locust's 60 s without the master's heartbeats."""
+    locust.runners.HEARTBEAT_LIVENESS = liveness_s
+    for client in runner.clients.all:
+        client.heartbeat = max(client.heartbeat, liveness_s)
 
 
 def _worker_messages(environment: Any, runner: Any) -> None:
@@ -197,10 +196,16 @@ def _health_received(environment: Any, msg: Any, **_: Any) -> None:
 
 def _prepare_guess(environment: Any) -> None:
     """A worker builds its prompt pools for its own view of the config while it waits for the
-    master's (usually the same, then test_start finds them built)."""
+    master's (test_start finds them built). With no seed no guess can match the master's drawn
+    one: only the tokenizers load (test_start waits for this: a pool built in vain delays it)."""
     try:
-        cfg = resolve_config(environment)
+        cfg = resolve_config(environment, draw_seed=False)
     except (ConfigError, ValueError):
+        return
+    if cfg.workload.seed is None:
+        shared.configure(cfg)
+        for cls in our_classes(environment):
+            off_loop(shared.builder, cls.api_for(cfg).chat)
         return
     _prepare(cfg, int(getattr(environment.runner, "worker_index", 0) or 0), environment)
 
@@ -237,6 +242,7 @@ def prepare_test(environment: Any) -> RunConfig:
     shape = environment.shape_class
     if receiver is not None and isinstance(shape, PlanShape):
         shape.losses = receiver.losses
+        shape.brief_loss_s = float(cfg.distributed.heartbeat_liveness_s)
     environment.harness_test_ready = True
     return cfg
 
@@ -265,6 +271,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             return
     else:
         cfg = resolve_config(environment)
+        locust.runners.WORKER_REPORT_INTERVAL = cfg.distributed.report_every_s  # read at each report (shapes)
         mode = cfg.distributed.worker_records
         shipper = getattr(shared, "shipper", None)
         shared.forward = shipper.put if shipper is not None and mode != "local" else None

@@ -26,10 +26,10 @@ import time
 from typing import Any
 
 from locust import LoadTestShape
-from locust.runners import STATE_MISSING, WORKER_REPORT_INTERVAL, MasterRunner
+from locust.runners import STATE_MISSING, MasterRunner
 
 from harness.load import runstate
-from harness.load.distributed import degraded_steps
+from harness.load.distributed import BRIEF_LOSS_S, degraded_steps
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.users import shared
@@ -39,8 +39,9 @@ from harness.load.progress import progress_line
 STEP_MESSAGE = "harness_step"
 WORKERS_SPAWN_MAX_S = 60.0  # a ramp waiting for workers to report their users ends anyway after this
 # Distributed, the window counts reach the master with the workers' stats reports: a cool-down lasts at
-# least one report interval and a second, so requests sent just before the window closed are seen.
-DISTRIBUTED_COOLDOWN_MIN_S = WORKER_REPORT_INTERVAL + 1.0
+# least one report interval ([distributed] report_every_s) and this, so requests sent just before the
+# window closed are seen.
+DISTRIBUTED_COOLDOWN_EXTRA_S = 1.0
 
 
 class PlanShape(LoadTestShape):
@@ -60,6 +61,7 @@ class PlanShape(LoadTestShape):
         self._worker_cpu: list[tuple[float, float]] = []  # (wall, max worker CPU %), master only
         self.worker_health = WorkerHealth()  # master only: the workers' own lag and CPU samples
         self.losses: list[dict[str, Any]] = []  # master only: workers lost (shipping.MasterReceiver)
+        self.brief_loss_s = BRIEF_LOSS_S  # master only: [distributed] heartbeat_liveness_s
         self._cpu_end: float | None = None
         self._done_at: float | None = None  # monotonic time the plan ended
         self._ticked = False  # a tick since the last reset_time (see reset_time)
@@ -321,7 +323,7 @@ class PlanShape(LoadTestShape):
                 client.setdefault("sched_lag_p99_ms", None)
             entry["client"] = client
         steps = [out[k] for k in sorted(out)]
-        for step, flags in degraded_steps(steps, self.losses).items():
+        for step, flags in degraded_steps(steps, self.losses, self.brief_loss_s).items():
             out[step]["degraded"] = flags
         return steps
 
@@ -331,7 +333,8 @@ class SweepShape(PlanShape):
 
     def make_plan(self) -> SweepPlan:
         cfg = shared.config
-        cooldown_min = DISTRIBUTED_COOLDOWN_MIN_S if isinstance(self.runner, MasterRunner) else 0.0
+        distributed = isinstance(self.runner, MasterRunner)
+        cooldown_min = cfg.distributed.report_every_s + DISTRIBUTED_COOLDOWN_EXTRA_S if distributed else 0.0
         return SweepPlan(
             cfg.plan_steps(), cfg.steps.spawn_rate, restart=cfg.steps.restart, cooldown_min_s=cooldown_min,
             stop_min_s=cfg.steps.stop_min_s,
