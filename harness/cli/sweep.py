@@ -200,7 +200,9 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         from harness.load.locust.runner import run_locust
 
         try:
-            shape = run_locust(cfg, url, run_dir, search.shape() if search else None)
+            started = emulator or container  # a server we started: its death stops the run (exit 4)
+            shape = run_locust(cfg, url, run_dir, search.shape() if search else None,
+                               target_gone=started.crashed if started else None)
         except RuntimeError as exc:  # workers that never connected
             print(f"error: {exc}", file=sys.stderr)
             return exitcodes.DEGRADED
@@ -213,7 +215,7 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
             runlog.write_end(run_dir, prompts=shared.prompt_stats)
         if interrupted or storm:
             runlog.write_end(run_dir, interrupted=interrupted, stopped=storm)
-        if emulator is not None:
+        if emulator is not None and emulator.crashed() is None:
             from harness.targets.identity import get_json
 
             runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})

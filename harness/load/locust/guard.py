@@ -4,11 +4,16 @@
 once the watch has a verdict, prints it, sets the process exit code to 4 (harness.exitcodes) and
 stops the runner (local runner or master; workers' records stay on their hosts). The sweep reads
 `verdict()` afterwards to exit with the same code.
+
+`target_gone`, when given, is asked on the same tick: a server process we started that has died
+("the emulator crashed mid-run (killed by SIGKILL, pid 123)") is a verdict of its own, said at
+once, instead of 20 refused connections later as a storm of them.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -20,7 +25,8 @@ from harness.load.storm import StormWatch
 _state: dict[str, Any] = {"watch": None, "greenlet": None}
 
 
-def start(environment: Any, timeout_s: float, every_s: float = 0.25) -> StormWatch:
+def start(environment: Any, timeout_s: float, every_s: float = 0.25,
+          target_gone: Callable[[], str | None] | None = None) -> StormWatch:
     stop()
     watch = StormWatch(timeout_s=timeout_s)
     shared.watch = watch
@@ -29,6 +35,9 @@ def start(environment: Any, timeout_s: float, every_s: float = 0.25) -> StormWat
     def loop() -> None:
         while watch.verdict is None:
             gevent.sleep(every_s)
+            gone = target_gone() if target_gone is not None else None
+            if gone and watch.verdict is None:
+                watch.verdict = gone
         print(f"error: {watch.verdict}", file=sys.stderr, flush=True)
         environment.process_exit_code = exitcodes.TARGET_UNUSABLE
         runner = environment.runner

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -30,13 +31,15 @@ from harness.load.locust.users import shared, user_class
 from harness.report import atomic
 
 
-def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None = None) -> PlanShape:
+def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None = None,
+               target_gone: Callable[[], str | None] | None = None) -> PlanShape:
     """Run the sweep in this process (local runner) and write Locust's CSV and HTML into run_dir.
 
     `shape`: another plan than the configuration's step list (the capacity search's SearchShape).
 
     `cfg` is the resolved configuration (output.records_dir = run_dir, request.model_name set);
     the listeners hand it to the users unchanged (harness_sweep marks it as already resolved).
+    `target_gone`: a started server's death, one line or None (harness.load.locust.guard).
     """
     register(events)
     opts = get_parser(default_config_files=[]).parse_args(
@@ -88,7 +91,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
     if shared.preparing is not None:  # prompt pools are built before the clock starts
         shared.preparing.join()
     shape.interrupted = False
-    guard.start(env, cfg.request.timeout_s)
+    guard.start(env, cfg.request.timeout_s, target_gone=target_gone)
     hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
     hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     try:
