@@ -78,7 +78,15 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
     shape.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
     history = gevent.spawn(stats_history, runner)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
-    csv_greenlet = gevent.spawn(csv_writer.stats_writer)
+
+    def write_csv() -> None:  # a full disk: said once by the guard, never a greenlet's traceback
+        try:
+            csv_writer.stats_writer()
+        except OSError as exc:
+            where = run_dir / "locust_stats.csv"
+            shared.io_error = shared.io_error or f"cannot write {where}: {exc.strerror}"
+
+    csv_greenlet = gevent.spawn(write_csv)
 
     def show() -> None:
         while True:
@@ -111,16 +119,22 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
         runner.quit()
     finally:
         shape.storm = guard.verdict()
+        shape.io_error = guard.io_error() or shared.write_error()
         guard.stop()
         shape.stop_clock()
         if printer is not None:
             printer.kill(block=False)
         shape.monitor.stop()
         csv_greenlet.kill()
-        _final_csv_write(csv_writer)
         history.kill(block=False)
-        csv_writer.close_files()
-        atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
+        try:
+            if shape.io_error is None:
+                _final_csv_write(csv_writer)
+            csv_writer.close_files()
+            if shape.io_error is None:
+                atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
+        except OSError as exc:  # the disk filled up after the guard's last look
+            shape.io_error = shape.io_error or f"cannot write the run directory {run_dir}: {exc.strerror}"
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
         if procs:
             cluster.stop_workers(procs)
