@@ -6,6 +6,8 @@ configuration (HARNESS_SCENARIO and the same flags); each test's records, run lo
 to results/<UTC time>-<name>/ (made when the test starts), so `python -m harness report DIR` works
 on it. With `--workers N` the Locust process is a master and N local `locust --worker` processes
 send it their load and their records (harness.load.locust.shipping); all are stopped at the end.
+Bound off loopback (`--web-host 0.0.0.0`) it needs HARNESS_WEB_AUTH=USER:PASSWORD in the
+environment: every request then needs those credentials (basic auth, harness.load.webaccess).
 """
 
 from __future__ import annotations
@@ -17,25 +19,35 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from harness import exitcodes
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.settings import ROLE_SETTINGS, add_arguments, by_name, from_namespace
+from harness.load.webaccess import AUTH_ENV, credentials, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
 
 
-def web_host_problem(host: str, locust_args: list[str]) -> str | None:
+def web_host_problem(host: str, locust_args: list[str],
+                     environ: Mapping[str, str] | None = None) -> str | None:
     """Why the UI must not bind there (None: it may). The UI starts load against a server and shows
-    the configuration: without a login it stays on loopback."""
+    the configuration: off loopback it needs a login, basic auth from HARNESS_WEB_AUTH
+    (harness.load.webaccess; checked in the Locust process by harness.load.locust.webauth)."""
+    environ = os.environ if environ is None else environ
     hosts = [host] + [b for a, b in zip(locust_args, locust_args[1:], strict=False) if a == "--web-host"]
     hosts += [a.split("=", 1)[1] for a in locust_args if a.startswith("--web-host=")]
+    try:
+        login = credentials(environ) is not None
+    except ValueError as exc:
+        return str(exc)
     for h in hosts:
-        if h not in ("127.0.0.1", "localhost", "::1"):
-            return (f"--web-host {h}: the web UI has no login here and binds loopback only; "
-                    f"reach it through an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
+        if not is_loopback(h) and not login:
+            return (f"--web-host {h}: off loopback the web UI needs a login: set {AUTH_ENV}=USER:PASSWORD "
+                    f"in the environment (basic auth; never on the command line), or bind 127.0.0.1 and "
+                    f"use an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
     return None
 
 
@@ -52,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", default=os.environ.get("HARNESS_SCENARIO") or "default")
     ap.add_argument("--web-port", type=int, default=8089)
     ap.add_argument("--web-host", default="127.0.0.1",
-                    help="address the web UI binds to: loopback only (it has no login; use an SSH tunnel)")
+                    help=f"address the web UI binds to (default loopback); any other needs {AUTH_ENV}="
+                         "USER:PASSWORD in the environment: basic auth on every request")
     add_arguments(ap)
     ap.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: passed to locust")
     args = ap.parse_args(argv)
@@ -120,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         if n:
             port = free_port()
             cmd += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+        login = f"; basic auth from ${AUTH_ENV}" if credentials(os.environ) else ""
         print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
-              f"report in {records}" + (f"; {n} workers" if n else "") + ")", flush=True)
+              f"report in {records}" + (f"; {n} workers" if n else "") + login + ")", flush=True)
         proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
         if n:
             worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
