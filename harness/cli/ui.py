@@ -26,6 +26,7 @@ from harness import exitcodes
 from harness.config.layers import ConfigError, find_scenario, load_config
 from harness.config.settings import ROLE_SETTINGS, add_arguments, by_name, from_namespace
 from harness.load.webaccess import AUTH_ENV, credentials, is_loopback
+from harness.targets.emulator_process import child_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
@@ -49,6 +50,14 @@ def web_host_problem(host: str, locust_args: list[str],
                     f"in the environment (basic auth; never on the command line), or bind 127.0.0.1 and "
                     f"use an SSH tunnel (ssh -L 8089:127.0.0.1:8089 HOST)")
     return None
+
+
+class _InterruptedAgain(BaseException):
+    """A second Ctrl-C (or SIGTERM) while Locust stops: stop waiting for it."""
+
+
+def _again(signum: int, frame: object) -> None:
+    raise _InterruptedAgain
 
 
 def free_port() -> int:
@@ -136,16 +145,39 @@ def main(argv: list[str] | None = None) -> int:
         login = f"; basic auth from ${AUTH_ENV}" if credentials(os.environ) else ""
         print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
               f"report in {records}" + (f"; {n} workers" if n else "") + login + ")", flush=True)
-        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
+        # Children: SIGINT at its default even when ours is ignored (a background shell), and
+        # SIGTERM when this process dies.
+        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), preexec_fn=child_setup)
         if n:
             worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
                       "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
-            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT)) for _ in range(n)]
+            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT), preexec_fn=child_setup)
+                       for _ in range(n)]
         try:
             return proc.wait()
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(30)
+            # First Ctrl-C (or SIGTERM): Locust stops its test gracefully (users first, report
+            # written); a second one makes it exit at once, its records written as whole lines
+            # (harness.load.locust.interrupts.arm), and this process with it.
+            signal.signal(signal.SIGINT, _again)
+            signal.signal(signal.SIGTERM, _again)
+            try:
+                proc.terminate()
+                proc.wait(30)
+            except _InterruptedAgain:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+                print("interrupted again: exiting now", file=sys.stderr, flush=True)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            finally:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children are being stopped
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             return exitcodes.TERMINATED if terminated else exitcodes.INTERRUPTED
         finally:
             for w in workers:
