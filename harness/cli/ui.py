@@ -145,14 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         login = f"; basic auth from ${AUTH_ENV}" if credentials(os.environ) else ""
         print(f"web UI: http://{args.web_host}:{args.web_port}  (target {url}; each test's records and "
               f"report in {records}" + (f"; {n} workers" if n else "") + login + ")", flush=True)
-        # Children: SIGINT at its default even when ours is ignored (a background shell), and
-        # SIGTERM when this process dies.
-        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), preexec_fn=child_setup)
+        # Locust in its own session: a Ctrl-C at the terminal reaches only this process, which
+        # tells Locust exactly once (SIGTERM: stop the test, write its report; a second Ctrl-C:
+        # SIGINT, exit at once) — the terminal's SIGINT and our SIGTERM racing in Locust would end
+        # it before its report. SIGINT at its default even when ours is ignored (a background
+        # shell); SIGTERM when this process dies.
+        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), preexec_fn=child_setup, start_new_session=True)
         if n:
             worker = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
                       "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
-            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT), preexec_fn=child_setup)
-                       for _ in range(n)]
+            # own sessions: a Ctrl-C reaches the master, which stops their users and then them
+            workers = [subprocess.Popen(worker, env=env, cwd=str(ROOT), preexec_fn=child_setup,
+                                        start_new_session=True) for _ in range(n)]
         try:
             return proc.wait()
         except KeyboardInterrupt:
