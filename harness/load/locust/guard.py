@@ -44,7 +44,10 @@ def start(environment: Any, timeout_s: float, every_s: float = 0.25,
             if gone and watch.verdict is None:
                 watch.verdict = gone
             _state["io"] = shared.write_error()
-        if _state["io"] is not None:  # said by the sweep once the run has stopped
+        if _state["io"] is not None:  # the sweep says it once the run has stopped; Locust's own runs here
+            if not getattr(environment, "harness_sweep", False):
+                print(f"error: {_state['io']}; the test stopped (the records written before are kept)",
+                      file=sys.stderr, flush=True)
             environment.process_exit_code = exitcodes.BAD_INPUT
         else:
             print(f"error: {watch.verdict}", file=sys.stderr, flush=True)
