@@ -150,8 +150,9 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
             "| records on disk | sent (server count − probe) | Locust ended + cancelled | torn lines "
             "| sweep exit |")
     rss = " / ".join(f(r[k]) for k in ("rss_start_mb", "rss_settled_mb", "rss_end_mb", "rss_max_mb"))
-    row = (f"| {args.streams} | {args.duration_s / 60:g} min | {rss} | {f(r['growth_mb'])} | {r['records']} "
-           f"| {f(r['sent_by_server_count'])} | {f(ended_plus)} | {r['torn_lines']} | {r['exit_code']} |")
+    row = (f"| {args.streams} | {args.duration_s / 60:.3g} min | {rss} | {f(r['growth_mb'])} "
+           f"| {r['records']} | {f(r['sent_by_server_count'])} | {f(ended_plus)} | {r['torn_lines']} "
+           f"| {r['exit_code']} |")
     return "\n".join([head, "|---|---|---|---|---|---|---|---|---|", row])
 
 
