@@ -110,7 +110,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
     if not getattr(environment, "harness_sweep", False):  # the sweep handles Ctrl-C itself (runner.py)
-        interrupts.arm(_writers)
+        interrupts.arm(shared.all_writers)
     try:
         cfg = resolve_config(environment)
         request_headers(cfg.request, os.environ)
@@ -390,12 +390,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
     endofrun.report_at_stop(environment)
 
 
-def _writers() -> list[Any]:
-    return [shared.writer, *shared.writers.values()]
-
-
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     if not getattr(environment, "harness_sweep", False) and not isinstance(environment.runner, WorkerRunner):
-        interrupts.arm(_writers, now=True)  # shutting down (Ctrl-C, SIGTERM): a Ctrl-C now exits at once
+        interrupts.arm(shared.all_writers, now=True)  # shutting down: a Ctrl-C now exits at once
     shared.close()
 

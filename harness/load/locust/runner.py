@@ -111,7 +111,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
         # First Ctrl-C: users stop (their in-flight requests are recorded `cancelled`), the report
         # is written from what was recorded. A second one exits at once (interrupts.py).
         shape.interrupted = True
-        interrupts.second_exits_at_once(shared.writer, *shared.writers.values())
+        interrupts.second_exits_at_once(*shared.all_writers())
         print("interrupted: stopping users and writing what was measured (Ctrl-C again: exit now)",
               file=sys.stderr, flush=True)
         if d.workers:  # the workers' users first, so their last records reach the drain (test_stop)
