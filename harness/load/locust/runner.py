@@ -102,6 +102,9 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
     guard.start(env, cfg.request.timeout_s, target_gone=target_gone)
     hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
     hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+    # The first Ctrl-C arms the second in the signal handler itself: on a busy machine the main
+    # greenlet may reach the `except` below only after a quick second press has arrived.
+    interrupts.arm(shared.all_writers)
     try:
         if d.workers:
             cluster.wait_for_workers(runner, d.workers, d.connect_timeout_s, procs)
