@@ -10,12 +10,15 @@ Suites (`--suite`, repeatable; default: client):
   emulator through the real sweep (progress line, CSV and record writers running), pinned to one
   core, at 64/256/1024 streams started together and staggered, split by cause (issue #12);
 - distributed: bench/distributed_capacity.py: 1 vs 2 workers (`sweep --workers K`), what each
-  extra worker adds and the master's own CPU per worker.
+  extra worker adds and the master's own CPU per worker;
+- soak: bench/soak.py: 30 minutes at 256 streams against the emulator: the client's RSS every 10 s
+  (growth after warm-up ≤ 50 MB) and the records on disk equal to the requests sent.
 
     make perf                                # the client suite, default settings
     make perf ARGS="--suite client --suite emulator"
     make perf ARGS="--suite pacing"
     make perf ARGS="--suite client-tail"          # ~4 min; add -- --runs 3 for the issue's table
+    make perf ARGS="--suite soak -- --duration-s 120 --settle-s 30"
     make perf ARGS="--suite client -- --streams 1024 --window-s 20"
 
 Other arguments (or everything after `--`) go to every selected suite, e.g.
@@ -37,6 +40,7 @@ SUITES = {
     "emulator": BENCH / "emulator_capacity.py",
     "pacing": BENCH / "open_loop_pacing.py",
     "distributed": BENCH / "distributed_capacity.py",
+    "soak": BENCH / "soak.py",
 }
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 OK = 0  # the run completed, nothing failed
 THRESHOLDS = 1  # thresholds or SLOs missed (a flagged step with --strict)
-BAD_INPUT = 2  # configuration, flags, environment, tokenizer, results directory
+BAD_INPUT = 2  # configuration, flags, environment, tokenizer, results directory (unwritable, full)
 DEGRADED = 3  # measured, but not to be trusted: client-bound, lost worker, censored, nothing measured
-TARGET_UNUSABLE = 4  # unreachable, unhealthy, wrong API, every request failing, crashed
+TARGET_UNUSABLE = 4  # unreachable, unhealthy, wrong API, every request failing, crashed mid-run
 SLO_UNMET = 5  # `search`: no load met the SLOs, not even the lowest one tried
 INTERRUPTED = 130  # Ctrl-C (SIGINT)
 TERMINATED = 143  # SIGTERM
@@ -18,9 +18,11 @@ TERMINATED = 143  # SIGTERM
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "clean run"),
     (THRESHOLDS, "thresholds or SLOs missed"),
-    (BAD_INPUT, "bad input: configuration, flags, environment, tokenizer, results directory"),
-    (DEGRADED, "degraded: client-bound, lost worker, censored requests, nothing measured"),
-    (TARGET_UNUSABLE, "target unusable: unreachable, unhealthy, wrong API, error storm, no response"),
+    (BAD_INPUT, "bad input: configuration, flags, environment, tokenizer, results directory "
+                "(unwritable, or full mid-run)"),
+    (DEGRADED, "degraded: client-bound, lost worker, censored over max_censored_fraction, nothing measured"),
+    (TARGET_UNUSABLE, "target unusable: unreachable, unhealthy, wrong API, error storm, no response, "
+                      "crashed mid-run"),
     (SLO_UNMET, "search: the SLOs were missed even at the lowest load tried"),
     (INTERRUPTED, "interrupted (Ctrl-C); the report is written from what was recorded"),
     (TERMINATED, "terminated (SIGTERM); the report is written from what was recorded"),

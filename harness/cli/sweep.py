@@ -13,6 +13,7 @@ import locust  # noqa: F401 - first: gevent monkey-patches sockets before anythi
 # isort: on
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -80,6 +81,16 @@ def main(argv: list[str] | None = None, search: Any = None) -> int:
     except KeyboardInterrupt:
         print("interrupted before the sweep started", file=sys.stderr)
         return exitcodes.TERMINATED if interrupts.terminated() else exitcodes.INTERRUPTED
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write the results directory{where}: {exc.strerror}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+
+
+# A results directory that stops taking writes mid-run: full, over quota, remounted read-only.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 def _main(argv: list[str] | None, search: Any = None) -> int:
@@ -200,12 +211,19 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         from harness.load.locust.runner import run_locust
 
         try:
-            shape = run_locust(cfg, url, run_dir, search.shape() if search else None)
+            started = emulator or container  # a server we started: its death stops the run (exit 4)
+            shape = run_locust(cfg, url, run_dir, search.shape() if search else None,
+                               target_gone=started.crashed if started else None)
         except RuntimeError as exc:  # workers that never connected
             print(f"error: {exc}", file=sys.stderr)
             return exitcodes.DEGRADED
         interrupted = bool(getattr(shape, "interrupted", False))
         storm = getattr(shape, "storm", None)
+        io_error = getattr(shape, "io_error", None)
+        if io_error:  # a full disk: the records up to the fault are kept; no report fits beside them
+            print(f"error: {io_error}; the run stopped: the records written before are kept, no report "
+                  f"(free space, then: python -m harness report {run_dir})", file=sys.stderr)
+            return exitcodes.BAD_INPUT
         runlog.write_steps(run_dir, shape.steps_json())
         from harness.load.locust.users import shared
 
@@ -213,22 +231,28 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
             runlog.write_end(run_dir, prompts=shared.prompt_stats)
         if interrupted or storm:
             runlog.write_end(run_dir, interrupted=interrupted, stopped=storm)
-        if emulator is not None:
+        if emulator is not None and emulator.crashed() is None:
             from harness.targets.identity import get_json
 
             runlog.write_end(run_dir, server={"emulator_stats": get_json(url + "/emulator/stats")})
     finally:
-        if neuron is not None:
-            runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
-        elif (run_dir / runlog.RUN_LOG).is_file():
-            why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
-                   else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
-            runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
+        try:  # (a full disk: these facts are lost, the servers are still stopped)
+            if neuron is not None:
+                runlog.write_end(run_dir, telemetry={"neuron": neuron.stop()})
+            elif (run_dir / runlog.RUN_LOG).is_file():
+                why = ("disabled ([telemetry] neuron_monitor = false)" if not cfg.telemetry.neuron_monitor
+                       else "not collected: neuron-monitor runs only in a started neuronx-tgi container")
+                runlog.write_end(run_dir, telemetry={"neuron": {"note": why}})
+        except OSError:
+            pass
         if emulator is not None:
             emulator.stop()
         if container is not None:
             container.stop()
-            runlog.write_end(run_dir, server={"container": container.manifest()})
+            try:
+                runlog.write_end(run_dir, server={"container": container.manifest()})
+            except OSError:
+                pass
 
     from harness.report.build import build_report, markdown_table
 

@@ -391,6 +391,9 @@ class Flags(_Section):
     max_clock_uncertainty: Pos = Field(
         0.01, description="distributed: flag a step when a worker's clock offset uncertainty is above "
         "this fraction of the step's window")
+    max_censored_fraction: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = Field(
+        0.0, description="flag a step censored when more than this fraction of the requests sent in its "
+        "window were still open at the close (0: any; --strict then exits 3)")
 
 
 class Output(_Section):
@@ -401,7 +404,8 @@ class Output(_Section):
     quiet: bool = Field(False, description="no progress lines")
     plots: bool = Field(True, description="plots in report.html")
     strict: bool = Field(
-        False, description="exit 1 when a step is flagged (3 when client-bound; harness.exitcodes)"
+        False,
+        description="exit 1 when a step is flagged (3 when client-bound or censored; harness.exitcodes)",
     )
 
 

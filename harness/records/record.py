@@ -145,6 +145,12 @@ class RecordWriter:
     hub in between, so it never holds the hub for more than that plus one record's JSON. A record
     that arrives after `close` (a request ending while the process quits) is written at once:
     errors are data, and no flusher would run again.
+
+    A write that fails (the disk is full, the directory went away) never raises into the greenlet
+    or Locust event that flushed: `error` says which file and why (one line), the records not
+    written are counted in `lost`, and nothing more is written. What was written before the fault
+    parses; a line torn by the fault is skipped by `iter_records`. The sweep's guard
+    (harness.load.locust.guard) stops the run on `error`.
     """
 
     def __init__(self, path: str | os.PathLike[str], interval: float = 0.5) -> None:
@@ -159,7 +165,14 @@ class RecordWriter:
         self._flusher: Any = None
         self._pause: Any = None  # between slices of a flush: a short gevent sleep, set by start()
         self.written = 0
+        self.lost = 0  # records not written after a write failed
+        self.error: str | None = None  # the first failed write, one line
         self.closed = False
+
+    def _failed(self, exc: OSError, unwritten: int) -> None:
+        if self.error is None:
+            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
+        self.lost += unwritten
 
     def append(self, record: Record) -> None:
         self._pending.append(record)
@@ -173,8 +186,15 @@ class RecordWriter:
 
     def _write_late(self) -> None:
         batch, self._pending = self._pending, []
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write("".join(r.to_json() + "\n" for r in batch))
+        if self.error is not None:
+            self.lost += len(batch)
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("".join(r.to_json() + "\n" for r in batch))
+        except OSError as exc:
+            self._failed(exc, len(batch))
+            return
         self.written += len(batch)
 
     def flush(self) -> None:
@@ -184,31 +204,41 @@ class RecordWriter:
             if self._fh is None:
                 return
             batch, self._pending = self._pending, []
-            pause = self._pause
-            if pause is None:
-                self._fh.write("".join(r.to_json() + "\n" for r in batch))
-                self.written += len(batch)
-                self._fh.flush()
+            if self.error is not None:
+                self.lost += len(batch)
                 return
-            # Under gevent: slices of at most SLICE_S each (a record's size varies 100-fold with
-            # its token count, so a fixed number per slice does not bound the time), with a
-            # short sleep between them so the loop polls the sockets (issue #12).
-            fh, clock, budget = self._fh, time.perf_counter, self.slice_s
-            i, n = 0, len(batch)
+            before = self.written
+            try:
+                self._write(batch)
+            except OSError as exc:  # (some of those counted written may be in the unflushed buffer)
+                self._failed(exc, len(batch) - (self.written - before))
+
+    def _write(self, batch: list[Record]) -> None:
+        pause = self._pause
+        if pause is None:
+            self._fh.write("".join(r.to_json() + "\n" for r in batch))
+            self.written += len(batch)
+            self._fh.flush()
+            return
+        # Under gevent: slices of at most SLICE_S each (a record's size varies 100-fold with
+        # its token count, so a fixed number per slice does not bound the time), with a
+        # short sleep between them so the loop polls the sockets (issue #12).
+        fh, clock, budget = self._fh, time.perf_counter, self.slice_s
+        i, n = 0, len(batch)
+        while i < n:
+            if i:
+                pause()
+            part: list[str] = []
+            t_end = clock() + budget
             while i < n:
-                if i:
-                    pause()
-                part: list[str] = []
-                t_end = clock() + budget
-                while i < n:
-                    part.append(batch[i].to_json())
-                    i += 1
-                    if clock() >= t_end:
-                        break
-                part.append("")
-                fh.write("\n".join(part))
-                self.written += len(part) - 1
-            fh.flush()
+                part.append(batch[i].to_json())
+                i += 1
+                if clock() >= t_end:
+                    break
+            part.append("")
+            fh.write("\n".join(part))
+            self.written += len(part) - 1
+        fh.flush()
 
     def start(self) -> RecordWriter:
         """Start the periodic flusher (idempotent)."""
@@ -241,7 +271,10 @@ class RecordWriter:
         self.flush()
         with self._lock:
             if self._fh is not None:
-                self._fh.close()
+                try:
+                    self._fh.close()
+                except OSError as exc:  # the buffer's last bytes after a failed write
+                    self._failed(exc, 0)
                 self._fh = None
             self.closed = True
         if self._pending:  # appended while the last flush yielded

@@ -10,8 +10,9 @@ from harness.report.inputs import StepInfo
 # Shown under the table (summary.md, report.html); keep it in step with `step_flags`.
 FLAGS_NOTE = (
     "Flags: *nothing measured* (no successful request sent in the window ended before the step "
-    "closed: no figure of the step is a measurement), *censored* (requests sent in the window were "
-    "still open when the cool-down's hard cap closed the step: the latencies miss the slowest ones), "
+    "closed: no figure of the step is a measurement), *censored* (more of the requests sent in the "
+    "window than max_censored_fraction, default 0: any, were still open when the cool-down's hard cap "
+    "closed the step: the latencies miss the slowest ones), "
     "*high error rate* (above the scenario's max_error_rate), *too few samples* (fewer successful "
     "requests than min_samples: p99 is then mostly the maximum), *client-bound* (client CPU or "
     "scheduling lag above the thresholds: latencies include client delay), *window capped* (max_s "
@@ -34,7 +35,7 @@ def step_flags(info: StepInfo, m: StepMetrics, flags: Flags, loop: OpenLoop | No
     out = []
     if not m.ok:
         out.append("nothing measured")
-    if m.censored:
+    if m.censored and m.censored > flags.max_censored_fraction * m.sent:
         out.append(f"censored ({m.censored} of {m.sent} still open at the close)")
     if loop is not None and loop.client_bound:
         out.append(f"client-bound (achieved {loop.achieved_rps:.2f} of {loop.offered_rps:.2f} req/s offered, "

@@ -113,6 +113,7 @@ class ManagedServer:
         self.exit_code: int | None = None
         self._stopped = False
         self._old_sigterm: Any = None
+        self._next_status = 0.0  # crashed(): when the engine may be asked again
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -185,6 +186,24 @@ class ManagedServer:
         self._restore_sigterm()
         if received and sys.exc_info()[0] is None:
             raise KeyboardInterrupt  # the user asked to stop while we cleaned up; honour it now
+
+    def crashed(self) -> str | None:
+        """None while the container runs; else one line: how it ended (the engine is asked at most
+        every 2 s: the sweep's storm guard calls this four times a second)."""
+        now = time.monotonic()
+        if self._container is None or self._stopped or now < self._next_status:
+            return None
+        self._next_status = now + 2.0
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return f"the server container {self.name} crashed mid-run (it is gone)"
+        except docker.errors.DockerException:
+            return None
+        if self._container.status not in ("exited", "dead"):
+            return None
+        self.exit_code = self._container.attrs.get("State", {}).get("ExitCode")
+        return f"the server container {self.name} crashed mid-run (exit code {self.exit_code})"
 
     def logs(self, tail: int | str = "all") -> str:
         """The container's stdout+stderr so far, secrets scrubbed."""

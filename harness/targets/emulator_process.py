@@ -138,6 +138,22 @@ class EmulatorProcess:
                 self.proc.wait(5)
         return self.proc.returncode
 
+    def crashed(self) -> str | None:
+        """None while the emulator runs (or was never started); else one line: how it ended."""
+        code = None if self.proc is None else self.proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exit code {code}"
+        last = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+        return f"the emulator crashed mid-run ({how}, pid {self.proc.pid})" + (f": {last[-1][:200]}" if
+                                                                              code > 0 and last else "")
+
     def get_json(self, path: str, timeout: float = 10.0) -> dict:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
             return json.loads(resp.read())

@@ -40,3 +40,19 @@ def test_worker_health_accumulates_reports():
     out = h.summary(0.0, 5.0)
     assert out["sched_lag_samples"] == 2 and out["sched_lag_max_ms"] == 3.0
     assert out["cpu_percent"] == pytest.approx(50.0)
+
+
+def test_pair_log_iterates_like_the_list_of_samples_it_replaces() -> None:
+    from harness.load.health import PairLog, summarize
+
+    log, plain = PairLog(), []
+    for i in range(300):
+        sample = (1000.0 + i * 0.01, float(i % 7))
+        log.append(sample)
+        plain.append(sample)
+    assert len(log) == 300 and list(log) == plain
+    assert summarize(log, 1000.5, 1002.0, None, None) == summarize(plain, 1000.5, 1002.0, None, None)
+    log.drop_oldest(100)
+    assert list(log) == plain[100:]
+    log.clear()
+    assert len(log) == 0 and list(log) == []

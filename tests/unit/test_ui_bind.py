@@ -1,4 +1,4 @@
-"""The web UI binds loopback only: it has no login, and it starts load against a server."""
+"""The web UI binds loopback unless a login is set: it starts load against a server."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def test_loopback_is_accepted() -> None:
     ("127.0.0.1", ["--web-host=*"]),
 ])
 def test_any_other_address_is_refused_in_one_line(host: str, extra: list[str],
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_WEB_AUTH", raising=False)  # without a login
     assert ui.main(["--web-host", host, "--", *extra]) == exitcodes.BAD_INPUT
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SSH tunnel" in err

@@ -14,7 +14,6 @@ whatever happened.
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import gevent
 
 from harness.config.model import RunConfig
+from harness.targets.emulator_process import child_setup
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _default_sigint() -> None:  # pragma: no cover - runs in the child before exec
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_local_workers(n: int, port: int) -> list[subprocess.Popen]:
-    """N `python -m harness sweep --worker` children connecting to 127.0.0.1:port."""
+    """N `python -m harness sweep --worker` children connecting to 127.0.0.1:port.
+
+    Each in its own session, like the emulator: a Ctrl-C at the terminal reaches only the master,
+    which stops the workers' users first (their last records still reach it) and then tells them
+    to quit; SIGINT at its default in them (ours may be ignored), SIGTERM if the master dies."""
     cmd = [sys.executable, "-m", "harness", "sweep", "--worker", "--master-host", "127.0.0.1",
            "--master-port", str(port)]
-    return [subprocess.Popen(cmd, preexec_fn=_default_sigint) for _ in range(n)]  # noqa: PLW1509
+    return [subprocess.Popen(cmd, preexec_fn=child_setup, start_new_session=True)  # noqa: PLW1509
+            for _ in range(n)]
 
 
 def stop_workers(procs: list[subprocess.Popen], grace_s: float = 10.0) -> list[int | None]:
@@ -105,6 +106,8 @@ def run_worker(cfg: RunConfig) -> int:
         print(f"error: no master at {d.master_host}:{d.master_port}", file=sys.stderr)
         return 1
     events.init.fire(environment=env, runner=runner, web_ui=None)
+    hub = gevent.get_hub()  # SIGTERM (the master gone: PR_SET_PDEATHSIG) is handled below, not printed
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     try:
         runner.greenlet.join()
     except KeyboardInterrupt:

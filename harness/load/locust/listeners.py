@@ -37,7 +37,7 @@ from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
-from harness.load.locust import endofrun, preflight_rim, stopafter, webui
+from harness.load.locust import endofrun, interrupts, preflight_rim, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.shipping import MasterReceiver, WorkerShipper
@@ -109,6 +109,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         _worker_messages(environment, runner)
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
+    if not getattr(environment, "harness_sweep", False):  # the sweep handles Ctrl-C itself (runner.py)
+        interrupts.arm(shared.all_writers)
     try:
         cfg = resolve_config(environment)
         request_headers(cfg.request, os.environ)
@@ -396,5 +398,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:
+    if not getattr(environment, "harness_sweep", False) and not isinstance(environment.runner, WorkerRunner):
+        interrupts.arm(shared.all_writers, now=True)  # shutting down: a Ctrl-C now exits at once
     shared.close()
 

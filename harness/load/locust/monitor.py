@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from harness.load.health import CPU_EVERY, MAX_SAMPLES, LiveWatch
+from harness.load.health import CPU_EVERY, MAX_SAMPLES, LiveWatch, PairLog
 
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 1.0  # between two live checks (by the clock: a starved loop takes fewer samples)
@@ -26,7 +26,7 @@ class ClientMonitor:
 
         self.watch = watch
         self.interval = interval
-        self.lags: list[tuple[float, float]] = []
+        self.lags = PairLog()  # (wall, lateness ms), 100 a second for the whole run
         self.cpu_marks: list[tuple[float, float]] = []
         self._proc = psutil.Process()
         self._greenlet: Any = None
@@ -66,7 +66,7 @@ class ClientMonitor:
             if self.watch is not None:
                 self.watch.add_lag(*sample)
             if len(self.lags) > MAX_SAMPLES:  # keep memory bounded
-                del self.lags[: MAX_SAMPLES // 2]
+                self.lags.drop_oldest(MAX_SAMPLES // 2)
             if len(self.cpu_marks) > MAX_SAMPLES:
                 del self.cpu_marks[: MAX_SAMPLES // 2]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -30,13 +31,15 @@ from harness.load.locust.users import shared, user_class
 from harness.report import atomic
 
 
-def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None = None) -> PlanShape:
+def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None = None,
+               target_gone: Callable[[], str | None] | None = None) -> PlanShape:
     """Run the sweep in this process (local runner) and write Locust's CSV and HTML into run_dir.
 
     `shape`: another plan than the configuration's step list (the capacity search's SearchShape).
 
     `cfg` is the resolved configuration (output.records_dir = run_dir, request.model_name set);
     the listeners hand it to the users unchanged (harness_sweep marks it as already resolved).
+    `target_gone`: a started server's death, one line or None (harness.load.locust.guard).
     """
     register(events)
     opts = get_parser(default_config_files=[]).parse_args(
@@ -75,7 +78,15 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
     shape.monitor = getattr(env, "harness_monitor", None) or ClientMonitor().start()
     history = gevent.spawn(stats_history, runner)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"), full_history=False)
-    csv_greenlet = gevent.spawn(csv_writer.stats_writer)
+
+    def write_csv() -> None:  # a full disk: said once by the guard, never a greenlet's traceback
+        try:
+            csv_writer.stats_writer()
+        except OSError as exc:
+            where = run_dir / "locust_stats.csv"
+            shared.io_error = shared.io_error or f"cannot write {where}: {exc.strerror}"
+
+    csv_greenlet = gevent.spawn(write_csv)
 
     def show() -> None:
         while True:
@@ -88,9 +99,12 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
     if shared.preparing is not None:  # prompt pools are built before the clock starts
         shared.preparing.join()
     shape.interrupted = False
-    guard.start(env, cfg.request.timeout_s)
+    guard.start(env, cfg.request.timeout_s, target_gone=target_gone)
     hub = gevent.get_hub()  # a Ctrl-C is handled below: the hub need not print it as an error
     hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+    # The first Ctrl-C arms the second in the signal handler itself: on a busy machine the main
+    # greenlet may reach the `except` below only after a quick second press has arrived.
+    interrupts.arm(shared.all_writers)
     try:
         if d.workers:
             cluster.wait_for_workers(runner, d.workers, d.connect_timeout_s, procs)
@@ -100,7 +114,7 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
         # First Ctrl-C: users stop (their in-flight requests are recorded `cancelled`), the report
         # is written from what was recorded. A second one exits at once (interrupts.py).
         shape.interrupted = True
-        interrupts.second_exits_at_once(shared.writer)
+        interrupts.second_exits_at_once(*shared.all_writers())
         print("interrupted: stopping users and writing what was measured (Ctrl-C again: exit now)",
               file=sys.stderr, flush=True)
         if d.workers:  # the workers' users first, so their last records reach the drain (test_stop)
@@ -108,16 +122,22 @@ def run_locust(cfg: RunConfig, url: str, run_dir: Path, shape: PlanShape | None 
         runner.quit()
     finally:
         shape.storm = guard.verdict()
+        shape.io_error = guard.io_error() or shared.write_error()
         guard.stop()
         shape.stop_clock()
         if printer is not None:
             printer.kill(block=False)
         shape.monitor.stop()
         csv_greenlet.kill()
-        _final_csv_write(csv_writer)
         history.kill(block=False)
-        csv_writer.close_files()
-        atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
+        try:
+            if shape.io_error is None:
+                _final_csv_write(csv_writer)
+            csv_writer.close_files()
+            if shape.io_error is None:
+                atomic.write_text(run_dir / "locust.html", get_html_report(env, show_download_link=False))
+        except OSError as exc:  # the disk filled up after the guard's last look
+            shape.io_error = shape.io_error or f"cannot write the run directory {run_dir}: {exc.strerror}"
         events.quitting.fire(environment=env, reverse=True)  # users close their record writers
         if procs:
             cluster.stop_workers(procs)

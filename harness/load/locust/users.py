@@ -78,6 +78,18 @@ class Shared:
         self.preparing: Any = None  # greenlet started at init
         self.watch: Any = None  # harness.load.storm.StormWatch while a test runs (guard.start)
         self.budget = RequestBudget()  # --stop-after-requests (harness.load.locust.stopafter)
+        self.io_error: str | None = None  # a run file other than the records that could not be written
+
+    def all_writers(self) -> list[RecordWriter | None]:
+        """This process's record writers: its own, and a master's one per worker."""
+        return [self.writer, *self.writers.values()]
+
+    def write_error(self) -> str | None:
+        """The first write to the run directory that failed (a full disk), one line; else None."""
+        for writer in self.all_writers():
+            if writer is not None and writer.error:
+                return writer.error
+        return self.io_error
 
     def open_loop_step(self, step: int | None) -> StepSpec | None:
         """The step's spec when it is an open-loop (`rate`) step, else None."""

@@ -31,6 +31,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, MasterR
 
 from harness.analysis.attribution import Window
 from harness.load.liveview import LiveView, Span
+from harness.load.locust import webauth
 from harness.load.locust.shapes import PlanShape, SweepShape
 from harness.load.locust.users import off_loop, run_dir, shared
 from harness.report.inputs import StepInfo, steps_from_json
@@ -169,6 +170,7 @@ def install(environment: Any) -> LlmTab | None:
     web_ui = getattr(environment, "web_ui", None)
     if web_ui is None:
         return None
+    webauth.protect(web_ui)  # off loopback: basic auth (HARNESS_WEB_AUTH), or every request refused
     tab = LlmTab(environment)
     shared.subscribe(tab.view.add)
     environment.events.test_start.add_listener(tab.on_test_start)
