@@ -8,12 +8,10 @@
   `parsed_options.harness_config`, which Locust sends to every worker with each spawn message
   (custom options travel that way), before the worker's test_start. So every process of a run,
   on every host, reads the same RunConfig.
-- That process writes the run log's header (harness.records.runlog) when a test starts and the
-  steps when it stops, then the report and the exact summary (harness.load.locust.endofrun);
-  workers take the step tag from the master and send it their client health every second
-  (custom messages).
-- Every process that sends requests runs one ClientMonitor, which also logs the live client-bound
-  warning during a test; `--stop-after-requests` is harness.load.locust.stopafter.
+- That process writes the run log (harness.records.runlog), then the report and the exact summary
+  (harness.load.locust.endofrun); workers take the step tag from the master and send it their
+  client health every second. Every process that sends requests runs one ClientMonitor (the live
+  client-bound warning); `--stop-after-requests` is harness.load.locust.stopafter.
 """
 
 from __future__ import annotations
@@ -290,12 +288,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         shared.open_writer()
     if not getattr(environment, "harness_sweep", False):
         preflight_rim.guard_storms(environment, cfg)
-    # The tokenizer, prompt pools and Locust's own objects live for the whole run: freezing them
-    # keeps the collector's full passes (which stop every greenlet) short during the test.
+    # Objects that live for the whole run, frozen, keep full GC passes (they stop every greenlet)
+    # short. Gen-0 at 700: a 1024-stream run collected every few ms, pausing greenlets up to 8 ms
+    # (bench/client_capacity.py); at 20,000 none fell in a 10 s window.
     gc.freeze()
-    # Fewer collections: with the default gen-0 threshold (700) a 1024-stream run collected every
-    # few ms and its full passes paused every greenlet for up to 8 ms (bench/client_capacity.py);
-    # with 20,000 none fell in a 10 s window. Short-lived per-token objects never count towards it.
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, 20_000), gen1, max(gen2, 50))
     _watch(environment, cfg)  # after the pools are built: building them is not the test's load
