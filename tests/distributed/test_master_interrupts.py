@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.background import default_sigint
+from support.background import default_sigint, signal_group
 
 from harness import exitcodes
 from harness.records.record import read_records
@@ -53,9 +53,7 @@ def test_master_interrupted_mid_step(tmp_path: Path, fast_emulator, signum: int,
         time.sleep(1.0)  # requests in flight (3000 tokens: seconds each)
         workers = [c for c in psutil.Process(proc.pid).children() if "--worker" in c.cmdline()]
         assert len(workers) == 2
-        for _ in range(times):
-            os.killpg(proc.pid, signum)
-            time.sleep(0.3)
+        signal_group(proc.pid, signum, times)
         proc.wait(90)
     finally:
         if proc.poll() is None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.background import signal_group
 
 from harness import exitcodes
 from harness.records.record import read_records
@@ -49,9 +50,7 @@ def _interrupt(tmp_path: Path, times: int, signum: int = signal.SIGINT
             time.sleep(0.2)
         time.sleep(1.5)  # requests in flight (4000 tokens at 5 ms: 20 s each)
         assert _emulator_pids(marker), f"the sweep's emulator is not running: {proc.poll()}"
-        for _ in range(times):
-            os.killpg(proc.pid, signum)
-            time.sleep(0.3)
+        signal_group(proc.pid, signum, times)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.background import default_sigint
+from support.background import default_sigint, signal_group
 from support.net import free_port
 
 from harness import exitcodes
@@ -90,9 +90,7 @@ def test_ui_interrupted_mid_step(tmp_path: Path, scenario_file, signum: int, tim
         time.sleep(1.0)  # requests in flight (2000 tokens at 5 ms: 10 s each)
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         assert len(family) == 3, family  # the UI, its emulator, Locust
-        for _ in range(times):
-            os.killpg(proc.pid, signum)
-            time.sleep(0.3)
+        signal_group(proc.pid, signum, times)
         proc.wait(60)
     finally:
         if proc.poll() is None:

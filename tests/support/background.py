@@ -15,6 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def signal_group(pid: int, signum: int, times: int, gap_s: float = 0.3) -> None:
+    """`signum` to process group `pid`, `times` times `gap_s` apart: a user pressing Ctrl-C in a
+    terminal (which signals the whole foreground group), once or again."""
+    import os
+
+    for _ in range(times):
+        os.killpg(pid, signum)
+        time.sleep(gap_s)
+
+
 def default_sigint() -> None:
     """Popen(preexec_fn=...): SIGINT back to its default (a background shell's SIG_IGN survives exec)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
