@@ -64,6 +64,18 @@ def test_live_watch_warns_on_lag_then_rate_limits_then_clears():
     assert watch.check(1021.0) is None and watch.last == first
 
 
+def test_live_watch_warns_when_the_sampler_itself_is_starved():
+    """Bug: a client whose hub was held ~450 ms at a time took fewer than 20 lag samples in 5 s and
+    was never warned live (its summary said client-bound). A few samples count once the watch has
+    run half a window; at the very start they do not."""
+    watch = LiveWatch(max_cpu_percent=85, max_lag_ms=10, window_s=5)
+    watch.add_lag(100.0, 440.0)
+    assert watch.check(100.5) is None  # just started: too early to judge on one sample
+    for t in (100.5, 101.0, 101.5, 102.0, 102.5, 103.0):
+        watch.add_lag(t, 450.0)
+    assert "scheduling lag p99" in watch.check(103.0)
+
+
 def test_live_watch_warns_on_cpu():
     watch = LiveWatch(max_cpu_percent=85, max_lag_ms=10, window_s=5)
     for i in range(21):  # 0.25 s marks, 0.24 CPU s each: 96 %
