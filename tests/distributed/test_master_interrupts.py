@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.background import default_sigint, signal_group
+from support.background import children_running, default_sigint, signal_group
 
 from harness import exitcodes
 from harness.records.record import read_records
@@ -51,7 +51,7 @@ def test_master_interrupted_mid_step(tmp_path: Path, fast_emulator, signum: int,
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.1)
         time.sleep(1.0)  # requests in flight (3000 tokens: seconds each)
-        workers = [c for c in psutil.Process(proc.pid).children() if "--worker" in c.cmdline()]
+        workers = children_running(proc.pid, "--worker")
         assert len(workers) == 2
         signal_group(proc.pid, signum, times)
         proc.wait(90)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.background import children_running
 
 from harness.targets.emulator_process import EmulatorProcess
 
@@ -38,7 +39,7 @@ SWEEP = ["--steps", "2,4", "--warmup-min-s", "1", "--warmup-max-s", "1", "--meas
 
 def _workers(proc: subprocess.Popen, deadline: float) -> list[psutil.Process]:
     while time.monotonic() < deadline:
-        found = [c for c in psutil.Process(proc.pid).children() if "--worker" in c.cmdline()]
+        found = children_running(proc.pid, "--worker")
         if len(found) == 2:
             return found
         time.sleep(0.1)

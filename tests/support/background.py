@@ -15,6 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def children_running(pid: int, word: str) -> list:
+    """The psutil children of `pid` whose command line has `word` (a child that has just exited, a
+    zombie, has no command line any more: it is not counted, and not an error)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if word in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def signal_group(pid: int, signum: int, times: int, gap_s: float = 0.3) -> None:
     """`signum` to process group `pid`, `times` times `gap_s` apart: a user pressing Ctrl-C in a
     terminal (which signals the whole foreground group), once or again."""
