@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,10 @@ def run_one(n: int, start: str, args: argparse.Namespace, server_cpu: int | None
         if args.watch and not watched.exists():
             raise RuntimeError(f"sweep child failed (rc {proc.returncode}): {proc.stdout[-3000:]}")
         watch = json.loads(watched.read_text()) if args.watch else None
+        if args.keep:  # the run directory (records, steps, the hub watch) for a closer look
+            keep = Path(args.keep) / f"{code.name}-{n}-{start}-{gc_gen0 or 'gc'}-{time.strftime('%H%M%S')}"
+            shutil.copytree(tmp, keep)
+            print(f"kept {keep}", file=sys.stderr)
     if not recs:
         raise RuntimeError(f"sweep wrote no records (rc {proc.returncode}): {proc.stdout[-2000:]}")
     return analyse(n, start, args, recs, stats, steps, watch, proc.returncode)
@@ -277,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--halt-poll-ns", default="keep", help="see bench/machine.py")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--keep", metavar="DIR", help="copy each row's run directory (records, hub watch) here")
     ap.add_argument("--sweep-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.sweep_child:

@@ -30,8 +30,9 @@ from locust.runners import MasterRunner
 from harness.load import runstate
 from harness.load.health import WorkerHealth, summarize
 from harness.load.locust.monitor import ClientMonitor
+from harness.load.locust.offloop import off_loop
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
-from harness.load.locust.users import off_loop, run_dir, shared
+from harness.load.locust.users import run_dir, shared
 
 log = logging.getLogger(__name__)
 # Locust's own table is logged here (plain format, stderr and --logfile, and the web UI's log tab)

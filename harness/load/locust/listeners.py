@@ -35,11 +35,11 @@ from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
-from harness.load.locust import endofrun, interrupts, preflight_rim, stopafter, webui
+from harness.load.locust import endofrun, interrupts, offloop, preflight_rim, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.shipping import MasterReceiver, WorkerShipper
-from harness.load.locust.users import off_loop, our_classes, run_dir, shared
+from harness.load.locust.users import our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
 from harness.report import atomic
@@ -205,7 +205,7 @@ def _prepare_guess(environment: Any) -> None:
     if cfg.workload.seed is None:
         shared.configure(cfg)
         for cls in our_classes(environment):
-            off_loop(shared.builder, cls.api_for(cfg).chat)
+            offloop.off_loop(shared.builder, cls.api_for(cfg).chat)
         return
     _prepare(cfg, int(getattr(environment.runner, "worker_index", 0) or 0), environment)
 
@@ -213,10 +213,10 @@ def _prepare_guess(environment: Any) -> None:
 def _prepare(cfg: RunConfig, worker_index: int, environment: Any) -> None:
     shared.configure(cfg, worker_index)
     for cls in our_classes(environment):
-        off_loop(shared.pool, cls.api_for(cfg).chat)
+        offloop.off_loop(shared.pool, cls.api_for(cfg).chat)
         for step, spec in enumerate(shared.steps):
             if spec.trace is not None:  # before the test: building prompts is not the test's load
-                off_loop(shared.trace_prompts, step, cls.api_for(cfg).chat)
+                offloop.off_loop(shared.trace_prompts, step, cls.api_for(cfg).chat)
 
 
 def prepare_test(environment: Any) -> RunConfig:

@@ -35,6 +35,7 @@ from harness.load import runstate
 from harness.load.arrivals import worker_seed
 from harness.load.budget import RequestBudget
 from harness.load.headers import request_headers
+from harness.load.locust.offloop import off_loop
 from harness.load.progress import LiveSteps
 from harness.load.storm import Backoff
 from harness.records.record import Record, RecordWriter, worker_id
@@ -154,6 +155,10 @@ class Shared:
             log.info("built %d prompts for the trace of step %d", len(prompts), step)
         return prompts
 
+    def built_pool(self, chat: bool) -> PromptPool | None:
+        """The pool `pool(chat)` returns, if it is built already (a dict lookup, on the loop)."""
+        return self.pools.get((self.config.workload.tokenizer, chat, prompt_spec(self.config)))
+
     def pool(self, chat: bool) -> PromptPool:
         """The prompt pool for this counting mode, built once per (tokenizer, spec)."""
         w = self.config.workload
@@ -235,19 +240,6 @@ def prompt_spec(config: RunConfig) -> PromptSpec:
     )
 
 
-def off_loop(fn: Any, *args: Any) -> Any:
-    """Run CPU-heavy setup (tokenizer load, prompt pool) in a real thread of gevent's pool.
-
-    The calling greenlet waits, but the hub keeps running: a worker that tokenized for seconds
-    in its event loop would miss its heartbeats and the master would drop it.
-    """
-    from gevent import get_hub, monkey
-
-    if monkey.is_module_patched("threading"):
-        return get_hub().threadpool.apply(fn, args)
-    return fn(*args)
-
-
 def our_classes(environment: Any) -> list[type[StreamingUser]]:
     return [c for c in getattr(environment, "user_classes", None) or [] if issubclass(c, StreamingUser)]
 
@@ -272,7 +264,9 @@ class StreamingUser(User):
             raise ValueError("no --host given (the server's base URL, e.g. http://127.0.0.1:8080)")
         self.api = self.api_for(cfg)(model=req.model_name or "tgi", ignore_eos=req.ignore_eos,
                                      headers=request_headers(req, os.environ))
-        self.pool = off_loop(shared.pool, self.api.chat)  # built at test_start: a dict lookup
+        # built at test_start, normally: then no thread (hundreds of users starting together each
+        # handing a dict lookup to gevent's thread pool held the loop ~20 ms on the GIL, issue #12)
+        self.pool = shared.built_pool(self.api.chat) or off_loop(shared.pool, self.api.chat)
         self.conn = self.new_connection()
         self._stats = self.environment.stats
         self._fire = self.environment.events.request.fire

@@ -32,8 +32,9 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, MasterR
 from harness.analysis.attribution import Window
 from harness.load.liveview import LiveView, Span
 from harness.load.locust import webauth
+from harness.load.locust.offloop import off_loop
 from harness.load.locust.shapes import PlanShape, SweepShape
-from harness.load.locust.users import off_loop, run_dir, shared
+from harness.load.locust.users import run_dir, shared
 from harness.report.inputs import StepInfo, steps_from_json
 
 log = logging.getLogger(__name__)
