@@ -171,16 +171,21 @@ class Gen:
         elif self.kind == "chat_stream":
             prefix = self.prefix
 
+            content_json = table.content_json
+
             def encode(i: int, tid: int) -> bytes:
-                return wire.sse_chunk(wire.chat_chunk(prefix, table.content_json(tid), None))
+                return wire.sse_chunk(wire.chat_chunk(prefix, content_json(tid), None))
 
             self.encode = encode
         elif self.kind == "completion_stream":
             app = self.app
-            created, model, fp = self.created, app.model_id, app.fingerprint
+            head, tail = wire.completion_parts(self.created, app.model_id, app.fingerprint)
+            text_json = table.text_json
+            framing = len(head) + len(tail) + 7  # sse_chunk's, inlined: this runs once per token
 
             def encode(i: int, tid: int) -> bytes:
-                return wire.sse_chunk(wire.completion_chunk(created, model, fp, table.text_json(tid)))
+                text = text_json(tid)
+                return b"%x\r\ndata:%b%b%b\n\n\r\n" % (framing + len(text), head, text, tail)
 
             self.encode = encode
         self.fast = self.streaming and self.fault is None

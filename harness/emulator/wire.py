@@ -249,6 +249,13 @@ def completion_chunk(created: int, model: str, fingerprint: str, text: bytes) ->
             created, text, jstr(model), jstr(fingerprint))
 
 
+def completion_parts(created: int, model: str, fingerprint: str) -> tuple[bytes, bytes]:
+    """`completion_chunk` around its text, encoded once per request: the stream's hot path joins
+    head + text + tail instead of JSON-encoding the model and fingerprint per token."""
+    head, tail = completion_chunk(created, model, fingerprint, b"\0").split(b"\0")
+    return head, tail
+
+
 def completion_final(created: int, model: str, fingerprint: str, text: bytes, finish_reason: str,
                      prompt: int, completion: int) -> bytes:
     return b'{"object":"text_completion","id":"","created":%d,"model":%b,"system_fingerprint":%b,' \
