@@ -50,7 +50,7 @@ class Response:
     __slots__ = (
         "_conn", "_sock", "t_send", "deadline", "method", "status", "reason", "headers",
         "chunked", "length", "keep_alive", "complete", "bytes_received", "t_first_byte",
-        "t_last", "_buf", "_recv", "_gevent", "_timer", "_waiting", "_expired", "_pump", "_kstamp",
+        "t_last", "_buf", "_gevent", "_timer", "_waiting", "_expired", "_pump", "_kstamp",
         "reused", "connect_s",
     )  # fmt: skip
 
@@ -75,7 +75,6 @@ class Response:
         self._buf = b""  # read past the head (until the body reader takes it), or past the body
         self._gevent = conn.gevent
         self._kstamp = conn.kernel_stamps
-        self._recv = self._recv_blocking if self._gevent is None else self._recv_gevent
         self._timer: Any = None  # gevent: the request's deadline timer, armed at the first recv
         self._waiting: Any = None  # gevent: the greenlet parked on the read watcher
         self._expired = False
@@ -92,6 +91,11 @@ class Response:
             data = sock.recv(RECV_SIZE)
             self.t_last = _perf()
         return data
+
+    def _recv(self) -> bytes:
+        """One read, waiting as the socket needs (a method, not a bound method kept in a slot:
+        that made every Response a reference cycle left to the garbage collector)."""
+        return self._recv_blocking() if self._gevent is None else self._recv_gevent()
 
     def _recv_blocking(self) -> bytes:
         """One recv() with the remaining time as timeout; stamps `t_last`."""

@@ -116,7 +116,7 @@ class Connection:
         """Close the socket (the next request reconnects) and disarm the last response's deadline."""
         sock, self.sock = self.sock, None
         self.gevent = None
-        last = self._last
+        last, self._last = self._last, None  # (the response points back here: no cycle left behind)
         if last is not None:
             last._disarm()
         if sock is not None:

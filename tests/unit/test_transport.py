@@ -44,6 +44,34 @@ def test_content_length_and_keep_alive(serve):
     assert srv.requests[0][0].startswith(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:")
 
 
+def test_a_finished_response_is_freed_without_the_garbage_collector(serve):
+    """No reference cycle through a Response (a bound method kept in a slot made one per request:
+    every response waited for a GC pass, and the passes stop every greenlet, issue #12)."""
+    import gc
+
+    from harness.client.response import Response
+
+    def handler(sock, n, head, body):
+        sock.sendall(CHUNKED_HEAD + chunk(b"data: a\n\n") + chunk(b"data: b\n\n") + b"0\r\n\r\n")
+        return True
+
+    srv = serve(handler)
+    gc.collect()
+    gc.disable()
+    try:
+        conn = Connection(srv.url, timeout=5)
+        for _ in range(3):
+            resp = conn.request("POST", "/x", b"{}")
+            seen: list[bytes] = []
+            resp.pump_lines(lambda t, lines: seen.extend(lines))
+            assert resp.complete and b"data: b" in seen
+        conn.close()
+        del conn, resp
+        assert not [o for o in gc.get_objects() if type(o) is Response]
+    finally:
+        gc.enable()
+
+
 def test_read_timeout_is_the_request_deadline(serve):
     def handler(sock, n, head, body):
         sock.sendall(CHUNKED_HEAD)
