@@ -60,11 +60,11 @@ def test_a_finished_response_is_freed_without_the_garbage_collector(serve):
     gc.disable()
     try:
         conn = Connection(srv.url, timeout=5)
+        seen: list[bytes] = []
         for _ in range(3):
             resp = conn.request("POST", "/x", b"{}")
-            seen: list[bytes] = []
             resp.pump_lines(lambda t, lines: seen.extend(lines))
-            assert resp.complete and b"data: b" in seen
+            assert resp.complete and seen[-1] == b"data: b"
         conn.close()
         del conn, resp
         assert not [o for o in gc.get_objects() if type(o) is Response]
