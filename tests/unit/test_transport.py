@@ -63,8 +63,9 @@ def test_a_finished_response_is_freed_without_the_garbage_collector(serve):
         seen: list[bytes] = []
         for _ in range(3):
             resp = conn.request("POST", "/x", b"{}")
+            seen.clear()
             resp.pump_lines(lambda t, lines: seen.extend(lines))
-            assert resp.complete and seen[-1] == b"data: b"
+            assert resp.complete and b"data: b" in seen
         conn.close()
         del conn, resp
         assert not [o for o in gc.get_objects() if type(o) is Response]
