@@ -32,7 +32,7 @@ Server-wide faults of the routes themselves (`ServerFaults`, flags of `python -m
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ERROR_TYPES = ("generation", "incomplete_generation", "overloaded", "validation")
 
@@ -110,21 +110,28 @@ def parse_timing(spec: str) -> tuple[float, float]:
     return ttft / 1000.0, itl / 1000.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class FaultPolicy:
-    """Server-wide faults from flags: `fault` applied to a share `fault_rate` of requests, plus
-    `error_rate` generation-type errors at a random token position."""
+    """Server-wide faults from flags: `faults` applied to a share `fault_rate` of requests, plus
+    `error_rate` generation-type errors at a random token position.
 
-    fault: Fault | None = None
+    Several faults (`--fault` given more than once) take turns: the faulted requests cycle through
+    them in order, so one emulator shows every kind in one run (the fault tests start one server,
+    not one per kind)."""
+
+    faults: tuple[Fault, ...] = ()
     fault_rate: float = 1.0
     error_rate: float = 0.0
     error_type: str = "generation"
+    drawn: int = field(default=0, init=False, compare=False)  # faulted requests so far (the turn)
 
     def draw(self, rng: random.Random, n_tokens: int) -> Fault | None:
         if self.error_rate > 0 and rng.random() < self.error_rate:
             return Fault(error=self.error_type, after=rng.randrange(max(1, n_tokens)))
-        if self.fault is not None and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
-            return self.fault
+        if self.faults and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
+            fault = self.faults[self.drawn % len(self.faults)]
+            self.drawn += 1
+            return fault
         return None
 
 

@@ -243,6 +243,7 @@ def stats(app: App) -> dict:
         "requests_ok": c.requests_ok,
         "requests_failed": c.requests_failed,
         "rejected_overloaded": c.rejected_overloaded,
+        "faults_drawn": app.cfg.faults.drawn,  # requests given a `--fault` since start (not reset)
         "queue_size": eng.queue_size if eng else 0,
         "batch_size": eng.batch_size if eng else 0,
         "engine_prefills": eng.prefills if eng else 0,

@@ -39,3 +39,15 @@ def test_bad_config_is_rejected():
         cfg(["--max-input-tokens", "5000"], {})
     with pytest.raises(ValueError):
         cfg(["--fault", "nonsense"], {})
+
+
+def test_repeated_faults_take_turns():
+    """`--fault` twice: the faulted requests cycle through the specs in order (one server, every kind)."""
+    import random
+
+    policy = cfg(["--fault", "disconnect=3", "--fault", "malformed=2"], {}).faults
+    rng = random.Random(0)
+    drawn = [policy.draw(rng, 8) for _ in range(5)]
+    assert [(f.disconnect, f.malformed) for f in drawn] == [(3, None), (None, 2)] * 2 + [(3, None)]
+    assert policy.drawn == 5
+    assert cfg([], {}).faults.draw(rng, 8) is None  # no --fault: no fault
