@@ -24,6 +24,8 @@ Server-wide faults of the routes themselves (`ServerFaults`, flags of `python -m
   --hang                  generation routes read the request and never answer.
   --faults-after N        the two above (and --fault/--error-rate) apply from request N+1 on, so a
                           pre-flight request passes and the run meets the fault.
+  POST /emulator/faults   the same at run time, as JSON (`ServerFaults.from_json`; `after` counts
+                          from that moment): one server serves several fault tests in turn.
 
   X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   this request runs on its own exact clock (first token
                        ttft_ms after arrival, then one every itl_ms), whatever the profile.
@@ -146,6 +148,23 @@ class ServerFaults:
     retry_after: str | None = None
     hang: bool = False
     after: int = 0
+
+    @classmethod
+    def from_json(cls, obj: object, generation_requests: int) -> ServerFaults:
+        """POST /emulator/faults' body: the flags' settings (absent ones at their defaults), with
+        `after` counted from now (`generation_requests` so far); ValueError names a bad key."""
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
+        kinds = {"unhealthy": bool, "openai_only": bool, "http_status": int, "http_body": bool,
+                 "retry_after": str, "hang": bool, "after": int}
+        unknown = set(obj) - set(kinds)
+        if unknown:
+            raise ValueError(f"unknown server fault keys {sorted(unknown)}; known: {sorted(kinds)}")
+        for key, value in obj.items():
+            if not (value is None and key in ("http_status", "retry_after")) and (
+                    type(value) is not kinds[key]):
+                raise ValueError(f"{key} must be {kinds[key].__name__}, got {value!r}")
+        return cls(**{**obj, "after": generation_requests + obj.get("after", 0)})
 
     def active(self, generation_requests: int) -> bool:
         """Whether the per-request faults apply to the generation request numbered so (1-based)."""
