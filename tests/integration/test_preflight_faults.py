@@ -18,8 +18,21 @@ import pytest
 from support.sweeps import ROOT, SHORT, closed_port, no_results, one_error_line, sweep
 
 from harness import exitcodes
+from harness.targets.emulator_process import EmulatorProcess
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def faulty_emulator():
+    """faulty_emulator(**faults) → one emulator of this module with these server faults from now on
+    (POST /emulator/faults), shared by the tests below instead of one server started per fault."""
+    with EmulatorProcess(profile="fast") as emu:
+        def faulty(**faults: object) -> EmulatorProcess:
+            emu.set_faults(**faults)
+            return emu
+
+        yield faulty
 
 
 def test_connection_refused_is_exit_4_at_once(tmp_path: Path) -> None:
@@ -77,8 +90,8 @@ def test_token_budget_beyond_the_servers_limits_is_exit_2(tmp_path: Path, fast_e
     no_results(tmp_path)
 
 
-def test_an_unhealthy_server_is_exit_4(tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--unhealthy")
+def test_an_unhealthy_server_is_exit_4(tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(unhealthy=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT)
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     assert "not healthy: /health answered HTTP 503" in one_error_line(proc)
@@ -86,8 +99,8 @@ def test_an_unhealthy_server_is_exit_4(tmp_path: Path, emulator_factory) -> None
 
 
 def test_openai_only_server_gets_chat_by_default_and_a_hint_when_told_generate_stream(
-        tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--openai-only")
+        tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(openai_only=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, "--api", "generate_stream")
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     line = one_error_line(proc)
@@ -101,8 +114,8 @@ def test_openai_only_server_gets_chat_by_default_and_a_hint_when_told_generate_s
     assert manifest["config"]["request"]["model_name"] == emu.get_json("/v1/models")["data"][0]["id"]
 
 
-def test_a_server_that_never_answers_is_exit_4_within_the_timeouts(tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--hang")
+def test_a_server_that_never_answers_is_exit_4_within_the_timeouts(tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(hang=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, timeout=60)
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     assert "no response from the server in 5 s" in one_error_line(proc)
