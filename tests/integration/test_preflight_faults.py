@@ -18,21 +18,8 @@ import pytest
 from support.sweeps import ROOT, SHORT, closed_port, no_results, one_error_line, sweep
 
 from harness import exitcodes
-from harness.targets.emulator_process import EmulatorProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def faulty_emulator():
-    """faulty_emulator(**faults) → one emulator of this module with these server faults from now on
-    (POST /emulator/faults), shared by the tests below instead of one server started per fault."""
-    with EmulatorProcess(profile="fast") as emu:
-        def faulty(**faults: object) -> EmulatorProcess:
-            emu.set_faults(**faults)
-            return emu
-
-        yield faulty
 
 
 def test_connection_refused_is_exit_4_at_once(tmp_path: Path) -> None:

@@ -19,21 +19,12 @@ from harness.targets.emulator_process import EmulatorProcess
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def storm_emulator():
-    """One emulator for every status below: each test sets its fault at run time (POST
-    /emulator/faults), not one server started per status."""
-    with EmulatorProcess(profile="fast") as emu:
-        yield emu
-
-
 @pytest.mark.parametrize("status,extra", [
     (503, {"retry_after": "2"}), (500, {}), (422, {}), (424, {"http_body": False}), (429, {}),
 ])
-def test_an_error_storm_mid_run_stops_with_its_type_and_exit_4(tmp_path: Path, storm_emulator,
+def test_an_error_storm_mid_run_stops_with_its_type_and_exit_4(tmp_path: Path, faulty_emulator,
                                                                status: int, extra: dict) -> None:
-    emu = storm_emulator
-    emu.set_faults(http_status=status, after=1, **extra)  # the pre-flight's request passes
+    emu = faulty_emulator(http_status=status, after=1, **extra)  # the pre-flight's request passes
     # 16 users: the first 50 failures arrive before each user's back-off has grown
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, "--steps", "16")
     assert proc.returncode == exitcodes.TARGET_UNUSABLE, proc.stderr[-2000:]
