@@ -204,6 +204,31 @@ def fast_emulator(emulator_factory):
 
 
 @pytest.fixture(scope="session")
+def _faults_emulator():
+    """The fast profile, for `faulty_emulator` alone (its faults change from test to test)."""
+    from harness.targets.emulator_process import EmulatorProcess
+
+    with EmulatorProcess(profile="fast") as emu:
+        yield emu
+
+
+@pytest.fixture
+def faulty_emulator(_faults_emulator):
+    """faulty_emulator(**faults) → an emulator (fast profile) with these server-wide faults from now
+    on (POST /emulator/faults; the keys are harness.emulator.faults.ServerFaults' fields, `after`
+    counted from now), all off again after the test: one server for the session's fault tests
+    instead of one started per fault."""
+
+    def faulty(**faults: object):  # noqa: ANN202
+        _faults_emulator.set_faults(**faults)
+        return _faults_emulator
+
+    yield faulty
+    if _faults_emulator.proc is not None and _faults_emulator.proc.poll() is None:
+        _faults_emulator.set_faults()
+
+
+@pytest.fixture(scope="session")
 def scenario_file(tmp_path_factory: pytest.TempPathFactory):
     """scenario_file(text, name="scenario") → the path of a scenario TOML written to a fresh
     temporary directory (for `harness sweep --scenario` or HARNESS_SCENARIO)."""

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="per-token chance of stopping early at EOS (default 0: always max_new_tokens)")
     ap.add_argument("--startup-delay-s", type=float, default=0.0,
                     help="refuse connections this long before listening (model loading)")
-    ap.add_argument("--fault", default=None, help="X-Emulator-Fault spec applied to --fault-rate of requests")
+    ap.add_argument("--fault", action="append", default=[],
+                    help="X-Emulator-Fault spec applied to --fault-rate of requests; given more than once, "
+                         "the faulted requests take the specs in turn")
     ap.add_argument("--fault-rate", type=float, default=1.0)
     ap.add_argument("--error-rate", type=float, default=0.0,
                     help="share of requests failing at a random token with --error-type")
@@ -100,7 +102,7 @@ def make_config(args: argparse.Namespace, env: dict | None = None):  # noqa: ANN
     if errors:
         raise ValueError("; ".join(errors))
     port = args.port if args.port is not None else (_env_int(env, "PORT") or 8080)
-    fault = parse_fault(args.fault) if args.fault else None
+    faults = tuple(parse_fault(spec) for spec in args.fault)
     extra = {k: env[k] for k in ("HF_NUM_CORES", "HF_AUTO_CAST_TYPE") if env.get(k)}
     return ServerConfig(
         profile=profile,
@@ -109,7 +111,7 @@ def make_config(args: argparse.Namespace, env: dict | None = None):  # noqa: ANN
         tokenizer=args.tokenizer,
         eos_probability=args.eos_probability,
         startup_delay_s=args.startup_delay_s,
-        faults=FaultPolicy(fault=fault, fault_rate=args.fault_rate, error_rate=args.error_rate,
+        faults=FaultPolicy(faults=faults, fault_rate=args.fault_rate, error_rate=args.error_rate,
                            error_type=args.error_type),
         server_faults=ServerFaults(
             unhealthy=args.unhealthy, openai_only=args.openai_only, http_status=args.http_status,

@@ -20,5 +20,6 @@ Per-request headers (one server can serve many tests):
   X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   own exact clock for this request, any profile
 
 Emulator-only routes: GET /emulator/stats (lateness of token writes vs their deadlines, counters),
-POST /emulator/reset (zero them), GET /emulator/config.
+POST /emulator/reset (zero them), GET /emulator/config, POST /emulator/faults (the server-wide
+faults of the flags, set at run time: harness.emulator.faults).
 """

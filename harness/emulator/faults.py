@@ -24,6 +24,8 @@ Server-wide faults of the routes themselves (`ServerFaults`, flags of `python -m
   --hang                  generation routes read the request and never answer.
   --faults-after N        the two above (and --fault/--error-rate) apply from request N+1 on, so a
                           pre-flight request passes and the run meets the fault.
+  POST /emulator/faults   the same at run time, as JSON (`ServerFaults.from_json`; `after` counts
+                          from that moment): one server serves several fault tests in turn.
 
   X-Emulator-Timing: ttft_ms=<ms>;itl_ms=<ms>   this request runs on its own exact clock (first token
                        ttft_ms after arrival, then one every itl_ms), whatever the profile.
@@ -32,7 +34,7 @@ Server-wide faults of the routes themselves (`ServerFaults`, flags of `python -m
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ERROR_TYPES = ("generation", "incomplete_generation", "overloaded", "validation")
 
@@ -110,21 +112,28 @@ def parse_timing(spec: str) -> tuple[float, float]:
     return ttft / 1000.0, itl / 1000.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class FaultPolicy:
-    """Server-wide faults from flags: `fault` applied to a share `fault_rate` of requests, plus
-    `error_rate` generation-type errors at a random token position."""
+    """Server-wide faults from flags: `faults` applied to a share `fault_rate` of requests, plus
+    `error_rate` generation-type errors at a random token position.
 
-    fault: Fault | None = None
+    Several faults (`--fault` given more than once) take turns: the faulted requests cycle through
+    them in order, so one emulator shows every kind in one run (the fault tests start one server,
+    not one per kind)."""
+
+    faults: tuple[Fault, ...] = ()
     fault_rate: float = 1.0
     error_rate: float = 0.0
     error_type: str = "generation"
+    drawn: int = field(default=0, init=False, compare=False)  # faulted requests so far (the turn)
 
     def draw(self, rng: random.Random, n_tokens: int) -> Fault | None:
         if self.error_rate > 0 and rng.random() < self.error_rate:
             return Fault(error=self.error_type, after=rng.randrange(max(1, n_tokens)))
-        if self.fault is not None and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
-            return self.fault
+        if self.faults and (self.fault_rate >= 1 or rng.random() < self.fault_rate):
+            fault = self.faults[self.drawn % len(self.faults)]
+            self.drawn += 1
+            return fault
         return None
 
 
@@ -139,6 +148,23 @@ class ServerFaults:
     retry_after: str | None = None
     hang: bool = False
     after: int = 0
+
+    @classmethod
+    def from_json(cls, obj: object, generation_requests: int) -> ServerFaults:
+        """POST /emulator/faults' body: the flags' settings (absent ones at their defaults), with
+        `after` counted from now (`generation_requests` so far); ValueError names a bad key."""
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
+        kinds = {"unhealthy": bool, "openai_only": bool, "http_status": int, "http_body": bool,
+                 "retry_after": str, "hang": bool, "after": int}
+        unknown = set(obj) - set(kinds)
+        if unknown:
+            raise ValueError(f"unknown server fault keys {sorted(unknown)}; known: {sorted(kinds)}")
+        for key, value in obj.items():
+            if not (value is None and key in ("http_status", "retry_after")) and (
+                    type(value) is not kinds[key]):
+                raise ValueError(f"{key} must be {kinds[key].__name__}, got {value!r}")
+        return cls(**{**obj, "after": generation_requests + obj.get("after", 0)})
 
     def active(self, generation_requests: int) -> bool:
         """Whether the per-request faults apply to the generation request numbered so (1-based)."""

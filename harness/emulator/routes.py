@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 KNOWN_PATHS = frozenset({
     "/health", "/info", "/metrics", "/v1/models", "/emulator/stats", "/emulator/config", "/emulator/reset",
+    "/emulator/faults",
     "/generate", "/generate_stream", "/", "/v1/chat/completions", "/v1/completions", "/tokenize",
 })
 
@@ -61,6 +62,8 @@ def route(conn: Conn, method: str, path: str, headers: dict, body: bytes) -> Non
         if path == "/emulator/reset":
             app.counters.reset()
             return conn.send_json(200, stats(app))
+        if path == "/emulator/faults":
+            return _set_server_faults(conn, body)
         handler = _POST.get(path)
         if handler is not None and handler is not _tokenize:
             app.generation_requests += 1
@@ -100,6 +103,16 @@ def _route_fault(conn: Conn, sf: ServerFaults) -> bool:
     else:
         conn.send(wire.head(sf.http_status, extra, length=0, keep_alive=conn.keep_alive))
     return True
+
+
+def _set_server_faults(conn: Conn, body: bytes) -> None:
+    """POST /emulator/faults: the server-wide faults from now on (ServerFaults.from_json)."""
+    app = conn.app
+    try:
+        app.cfg.server_faults = ServerFaults.from_json(json.loads(body or b"{}"), app.generation_requests)
+    except ValueError as exc:
+        return _bad(conn, str(exc))
+    return conn.send_json(200, vars(app.cfg.server_faults))
 
 
 def _bad(conn: Conn, msg: str) -> None:
@@ -243,6 +256,7 @@ def stats(app: App) -> dict:
         "requests_ok": c.requests_ok,
         "requests_failed": c.requests_failed,
         "rejected_overloaded": c.rejected_overloaded,
+        "faults_drawn": app.cfg.faults.drawn,  # requests given a `--fault` since start (not reset)
         "queue_size": eng.queue_size if eng else 0,
         "batch_size": eng.batch_size if eng else 0,
         "engine_prefills": eng.prefills if eng else 0,

@@ -167,6 +167,14 @@ class EmulatorProcess:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
+    def set_faults(self, **faults: object) -> dict:
+        """POST /emulator/faults: the server-wide faults from now on (`after=1`: from the next
+        generation request but one); the keys are ServerFaults' fields, absent ones at default."""
+        req = urllib.request.Request(self.url + "/emulator/faults", data=json.dumps(faults).encode(),
+                                     method="POST", headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
     def __enter__(self) -> EmulatorProcess:
         return self.start()
 

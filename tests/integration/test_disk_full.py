@@ -40,9 +40,9 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
 
 
-def test_disk_full_mid_run_one_line_exit_2_records_parse(small_disk: Path) -> None:
+def test_disk_full_mid_run_one_line_exit_2_records_parse(small_disk: Path, fast_emulator) -> None:
     run = small_disk / "run"
-    cmd = [sys.executable, "-m", "harness", "sweep", "--records-dir", str(run), "--emulator-profile", "fast",
+    cmd = [sys.executable, "-m", "harness", "sweep", "--records-dir", str(run), "--url", fast_emulator.url,
            "--steps", "8", "--warmup-min-s", "0", "--warmup-max-s", "0", "--measure-min-s", "300",
            "--measure-max-s", "300", "--input-mean", "20", "--input-stddev", "0", "--output-mean", "8",
            "--output-stddev", "0", "--prompt-pool-size", "20", "--quiet", "--no-plots",

@@ -433,6 +433,25 @@ def test_fault_headers(emu):
     assert status == 422
 
 
+def test_server_faults_set_at_run_time(emu):
+    """POST /emulator/faults: the flags' server-wide faults from now on (`after` counted from now),
+    a bad key refused with 422, `{}` all off again."""
+    gen = {"inputs": "hi", "parameters": {"max_new_tokens": 2}}
+    try:
+        status, _, raw = raw_request(emu.url, "POST", "/emulator/faults",
+                                     {"http_status": 503, "retry_after": "2", "after": 1})
+        assert status == 200 and json.loads(raw)["http_status"] == 503, raw
+        assert raw_request(emu.url, "POST", "/generate", gen)[0] == 200  # the one `after` lets pass
+        status, headers, raw = raw_request(emu.url, "POST", "/generate", gen)
+        assert status == 503 and headers.get("retry-after") == "2", (status, headers)
+        assert json.loads(raw)["error_type"] == "unhealthy"
+        status, _, raw = raw_request(emu.url, "POST", "/emulator/faults", {"http_stauts": 500})
+        assert status == 422 and b"http_stauts" in raw
+    finally:
+        assert raw_request(emu.url, "POST", "/emulator/faults", {})[0] == 200
+    assert raw_request(emu.url, "POST", "/generate", gen)[0] == 200
+
+
 def test_timing_header_gives_exact_clock(emu):
     t0 = time.perf_counter()
     _, _, raw = raw_request(

@@ -77,8 +77,8 @@ def test_token_budget_beyond_the_servers_limits_is_exit_2(tmp_path: Path, fast_e
     no_results(tmp_path)
 
 
-def test_an_unhealthy_server_is_exit_4(tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--unhealthy")
+def test_an_unhealthy_server_is_exit_4(tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(unhealthy=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT)
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     assert "not healthy: /health answered HTTP 503" in one_error_line(proc)
@@ -86,8 +86,8 @@ def test_an_unhealthy_server_is_exit_4(tmp_path: Path, emulator_factory) -> None
 
 
 def test_openai_only_server_gets_chat_by_default_and_a_hint_when_told_generate_stream(
-        tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--openai-only")
+        tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(openai_only=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, "--api", "generate_stream")
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     line = one_error_line(proc)
@@ -101,8 +101,8 @@ def test_openai_only_server_gets_chat_by_default_and_a_hint_when_told_generate_s
     assert manifest["config"]["request"]["model_name"] == emu.get_json("/v1/models")["data"][0]["id"]
 
 
-def test_a_server_that_never_answers_is_exit_4_within_the_timeouts(tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--hang")
+def test_a_server_that_never_answers_is_exit_4_within_the_timeouts(tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(hang=True)
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, timeout=60)
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     assert "no response from the server in 5 s" in one_error_line(proc)

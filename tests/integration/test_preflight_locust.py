@@ -34,8 +34,8 @@ def test_closed_port_is_exit_4_before_any_user(tmp_path: Path) -> None:
     assert not (tmp_path / "rec").exists()
 
 
-def test_the_tgi_locustfile_against_an_openai_only_server_says_so(tmp_path: Path, emulator_factory) -> None:
-    emu = emulator_factory("fast", "--openai-only")
+def test_the_tgi_locustfile_against_an_openai_only_server_says_so(tmp_path: Path, faulty_emulator) -> None:
+    emu = faulty_emulator(openai_only=True)
     proc = locust("tgi.py", emu.url, tmp_path)
     assert proc.returncode == exitcodes.TARGET_UNUSABLE
     assert "POST /generate_stream answered HTTP 404" in proc.stderr and "Traceback" not in proc.stderr

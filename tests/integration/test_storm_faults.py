@@ -14,16 +14,17 @@ import pytest
 from support.sweeps import ROOT, SHORT, accounted, one_error_line, sweep
 
 from harness import exitcodes
+from harness.targets.emulator_process import EmulatorProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("status,extra", [
-    (503, ["--retry-after", "2"]), (500, []), (422, []), (424, ["--no-http-body"]), (429, []),
+    (503, {"retry_after": "2"}), (500, {}), (422, {}), (424, {"http_body": False}), (429, {}),
 ])
-def test_an_error_storm_mid_run_stops_with_its_type_and_exit_4(tmp_path: Path, emulator_factory,
-                                                               status: int, extra: list[str]) -> None:
-    emu = emulator_factory("fast", "--http-status", str(status), "--faults-after", "1", *extra)
+def test_an_error_storm_mid_run_stops_with_its_type_and_exit_4(tmp_path: Path, faulty_emulator,
+                                                               status: int, extra: dict) -> None:
+    emu = faulty_emulator(http_status=status, after=1, **extra)  # the pre-flight's request passes
     # 16 users: the first 50 failures arrive before each user's back-off has grown
     proc = sweep(tmp_path, "--url", emu.url, *SHORT, "--steps", "16")
     assert proc.returncode == exitcodes.TARGET_UNUSABLE, proc.stderr[-2000:]
@@ -38,10 +39,8 @@ def test_an_error_storm_mid_run_stops_with_its_type_and_exit_4(tmp_path: Path, e
     assert any(x.get("facts", {}).get("stopped") for x in lines)
 
 
-def test_a_server_that_dies_mid_run_is_exit_4_and_bounded(tmp_path: Path, emulator_factory) -> None:
+def test_a_server_that_dies_mid_run_is_exit_4_and_bounded(tmp_path: Path) -> None:
     """Connection refused mid-run: users back off, the storm stops the run, no flood of records."""
-    from harness.targets.emulator_process import EmulatorProcess
-
     emu = EmulatorProcess(profile="fast").start()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--results-dir", str(tmp_path / "r"),

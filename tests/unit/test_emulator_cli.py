@@ -39,3 +39,28 @@ def test_bad_config_is_rejected():
         cfg(["--max-input-tokens", "5000"], {})
     with pytest.raises(ValueError):
         cfg(["--fault", "nonsense"], {})
+
+
+def test_repeated_faults_take_turns():
+    """`--fault` twice: the faulted requests cycle through the specs in order (one server, every kind)."""
+    import random
+
+    policy = cfg(["--fault", "disconnect=3", "--fault", "malformed=2"], {}).faults
+    rng = random.Random(0)
+    drawn = [policy.draw(rng, 8) for _ in range(5)]
+    assert [(f.disconnect, f.malformed) for f in drawn] == [(3, None), (None, 2)] * 2 + [(3, None)]
+    assert policy.drawn == 5
+    assert cfg([], {}).faults.draw(rng, 8) is None  # no --fault: no fault
+
+
+def test_server_faults_set_at_run_time_count_after_from_now():
+    """POST /emulator/faults' body: the flags' settings; `after` counts from the requests so far."""
+    from harness.emulator.faults import ServerFaults
+
+    sf = ServerFaults.from_json({"http_status": 503, "retry_after": "2", "after": 1}, generation_requests=7)
+    assert (sf.http_status, sf.retry_after, sf.http_body, sf.after) == (503, "2", True, 8)
+    assert not sf.active(8) and sf.active(9)
+    assert ServerFaults.from_json({}, 3) == ServerFaults(after=3)  # all off again
+    for bad in ({"http_stauts": 503}, {"hang": 1}, {"http_status": "503"}, [1]):
+        with pytest.raises(ValueError):
+            ServerFaults.from_json(bad, 0)
