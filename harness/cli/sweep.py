@@ -9,7 +9,7 @@ flag here (`--help`); the run's outputs are `harness.report` on the records and 
 from __future__ import annotations
 
 # isort: off
-import locust  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
+import harness.cli.locust_first  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
 # isort: on
 
 import argparse
