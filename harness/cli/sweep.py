@@ -120,7 +120,8 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         from harness.load.locust.cluster import run_worker
 
         return run_worker(cfg)
-    load_tokenizer_checked(cfg.workload.tokenizer)  # before anything starts: exit 2, one line
+    # before anything starts: exit 2, one line (a master's workers build the prompts: it only finds it)
+    load_tokenizer_checked(cfg.workload.tokenizer, parse=not d.workers)
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
     run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
