@@ -120,8 +120,10 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         from harness.load.locust.cluster import run_worker
 
         return run_worker(cfg)
-    # before anything starts: exit 2, one line (a master's workers build the prompts: it only finds it)
-    load_tokenizer_checked(cfg.workload.tokenizer, parse=not d.workers)
+    # Before anything starts, the tokenizer's file is found, or exit 2 in one line. It is parsed (0.6
+    # CPU-s for Llama 3's) once the target has answered, and never by a master (its workers build the
+    # prompts): a run that fails its pre-flight does not pay for it.
+    load_tokenizer_checked(cfg.workload.tokenizer, parse=False)
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
     run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
@@ -195,6 +197,12 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         if pre is None:
             try:
                 cfg, pre = preflight(cfg, url)
+            except PreflightError:
+                _remove_if_empty(run_dir)
+                raise
+        if not d.workers:
+            try:
+                load_tokenizer_checked(cfg.workload.tokenizer)  # a file that does not parse: exit 2
             except PreflightError:
                 _remove_if_empty(run_dir)
                 raise

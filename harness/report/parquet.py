@@ -2,8 +2,9 @@
 
 pyarrow imports pandas (≈ 0.3 CPU-s, more than the rest of a report without plots) on its first
 conversion of Python objects, only to ask whether they are pandas objects. Rows built here never
-are. A `python -m harness` process declares that it never hands pyarrow pandas objects
-(`pandas_free_process`, called by harness/__main__); its first conversion then runs with pandas
+are. A `python -m harness` process or a Locust process of the suite declares that it never hands
+pyarrow pandas objects (`pandas_free_process`, called by harness/__main__ and by
+harness.load.locust.listeners.register); its first conversion then runs with pandas
 made unimportable for its duration, so pyarrow records "no pandas" and never looks again. The file
 written is the same either way: `Table.from_pylist` infers its types from the Python values alone.
 

@@ -202,6 +202,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return bool(ok)
 
 
+@functools.lru_cache(maxsize=8)  # found once per process (finding, then loading: one look at the Hub)
 def _hub_files(repo_id: str) -> Path:
     """tokenizer.json (required) and, when present, tokenizer_config.json and chat_template.jinja
     of a Hub repository, in the local Hugging Face cache; the directory that holds them."""
