@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    from harness.report.parquet import pandas_free_process
+    from harness.report.parquet import plain_rows_process
 
-    pandas_free_process()  # no command hands pyarrow pandas objects: its parquet writes skip pandas
+    plain_rows_process()  # no command hands pyarrow pandas objects: pandas is not imported for it
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

@@ -46,10 +46,8 @@ from harness.telemetry.series import SERVER_METRICS, read_scrapes, rows
 
 def write_server_parquet(path: Path, scrapes: object) -> None:
     """The scraped samples as rows (time, name, labels, value): each series' change points."""
-    import pyarrow as pa
-
-    schema = pa.schema([("time", pa.float64()), ("name", pa.string()), ("labels", pa.string()),
-                        ("value", pa.float64())])
+    schema = parquet.arrow_schema([("time", "float64"), ("name", "string"), ("labels", "string"),
+                                   ("value", "float64")])
     parquet.write_rows(path, rows(scrapes), schema)
 
 

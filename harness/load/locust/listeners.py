@@ -43,7 +43,6 @@ from harness.load.locust.users import our_classes, run_dir, shared
 from harness.load.manifest import build_manifest, run_id_for
 from harness.records import runlog
 from harness.report import atomic
-from harness.report.parquet import pandas_free_process
 from harness.targets.identity import identify
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ def register(events: Any) -> None:
     if id(events) in _registered:
         return
     _registered.add(id(events))
-    pandas_free_process()  # a Locust process of ours hands pyarrow no pandas objects (its reports)
     events.init_command_line_parser.add_listener(_add_options)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
