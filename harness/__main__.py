@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from harness.report.parquet import plain_rows_process
+
+    plain_rows_process()  # no command hands pyarrow pandas objects: pandas is not imported for it
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

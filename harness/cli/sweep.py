@@ -9,7 +9,7 @@ flag here (`--help`); the run's outputs are `harness.report` on the records and 
 from __future__ import annotations
 
 # isort: off
-import locust  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
+import harness.cli.locust_first  # noqa: F401 - first: gevent monkey-patches sockets before anything else imports them
 # isort: on
 
 import argparse
@@ -120,7 +120,10 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         from harness.load.locust.cluster import run_worker
 
         return run_worker(cfg)
-    load_tokenizer_checked(cfg.workload.tokenizer)  # before anything starts: exit 2, one line
+    # Before anything starts, the tokenizer's file is found, or exit 2 in one line. It is parsed (0.6
+    # CPU-s for Llama 3's) once the target has answered, and never by a master (its workers build the
+    # prompts): a run that fails its pre-flight does not pay for it.
+    load_tokenizer_checked(cfg.workload.tokenizer, parse=False)
     run_id = cfg.output.run_id or run_id_for(cfg)
     out = cfg.output
     run_dir = Path(out.records_dir) if out.records_dir else Path(out.results_dir) / run_id
@@ -194,6 +197,12 @@ def _run(argv: list[str] | None, search: Any = None) -> int:
         if pre is None:
             try:
                 cfg, pre = preflight(cfg, url)
+            except PreflightError:
+                _remove_if_empty(run_dir)
+                raise
+        if not d.workers:
+            try:
+                load_tokenizer_checked(cfg.workload.tokenizer)  # a file that does not parse: exit 2
             except PreflightError:
                 _remove_if_empty(run_dir)
                 raise

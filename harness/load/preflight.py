@@ -252,13 +252,14 @@ def probe(url: str, api: str, model_name: str, headers: Mapping[str, str], timeo
     raise PreflightError(f"one short request on {route} failed: {rec.error_type}: {detail}{hint}")
 
 
-def load_tokenizer_checked(spec: str) -> Any:
+def load_tokenizer_checked(spec: str, parse: bool = True) -> Any:
     """Load the workload's tokenizer now (cached for the run): PreflightError (exit 2) naming it
-    and the fix when it cannot be loaded."""
-    from harness.workload.tokenizer import load_tokenizer
+    and the fix when it cannot be loaded. `parse=False`: only find its file (a Locust master,
+    which builds no prompts: harness.workload.tokenizer.find_tokenizer)."""
+    from harness.workload.tokenizer import find_tokenizer, load_tokenizer
 
     try:
-        return load_tokenizer(spec)
+        return load_tokenizer(spec) if parse else find_tokenizer(spec)
     except RuntimeError as exc:
         if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
             fix = "give a directory holding tokenizer.json, or a tokenizer.json file"

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.config.model import Flags, Slo
 from harness.records.record import Record
 from harness.records.runlog import read_run_log
-from harness.report import atomic
+from harness.report import atomic, parquet
 from harness.report.html import report_html
 from harness.report.inputs import (
     StepInfo,
@@ -46,12 +46,9 @@ from harness.telemetry.series import SERVER_METRICS, read_scrapes, rows
 
 def write_server_parquet(path: Path, scrapes: object) -> None:
     """The scraped samples as rows (time, name, labels, value): each series' change points."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([("time", pa.float64()), ("name", pa.string()), ("labels", pa.string()),
-                        ("value", pa.float64())])
-    pq.write_table(pa.Table.from_pylist(rows(scrapes), schema=schema), path)
+    schema = parquet.arrow_schema([("time", "float64"), ("name", "string"), ("labels", "string"),
+                                   ("value", "float64")])
+    parquet.write_rows(path, rows(scrapes), schema)
 
 
 def build_report(

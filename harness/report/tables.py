@@ -23,7 +23,7 @@ from harness.analysis.attribution import ATTRIBUTION_RULE
 from harness.analysis.definitions import metric
 from harness.analysis.metrics import StepMetrics
 from harness.records.record import Record
-from harness.report import atomic
+from harness.report import atomic, parquet
 from harness.report.flags import FLAGS_NOTE
 from harness.report.steps import StepReport
 from harness.report.workers import workers_markdown
@@ -391,9 +391,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def write_parquet(path: Path, records: Sequence[Record]) -> None:
     """Raw records plus the derived per-request metrics, for notebooks."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     rows = []
     for r in records:
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
@@ -413,4 +410,4 @@ def write_parquet(path: Path, records: Sequence[Record]) -> None:
         )
         rows.append(d)
     with atomic.atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        parquet.write_rows(tmp, rows)

@@ -202,6 +202,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return bool(ok)
 
 
+@functools.lru_cache(maxsize=8)  # found once per process (finding, then loading: one look at the Hub)
 def _hub_files(repo_id: str) -> Path:
     """tokenizer.json (required) and, when present, tokenizer_config.json and chat_template.jinja
     of a Hub repository, in the local Hugging Face cache; the directory that holds them."""
@@ -226,11 +227,11 @@ def _hub_files(repo_id: str) -> Path:
     return path.parent
 
 
-def _load(spec: str) -> Tokenizer:
-    from tokenizers import Tokenizer as Backend
-
+def _locate(spec: str) -> tuple[Path | None, Path]:
+    """The directory (None for a bare tokenizer.json) and the tokenizer.json a spec names; a Hub
+    id is downloaded to the local cache first."""
     if spec == DEFAULT_TOKENIZER:
-        directory = default_tokenizer_dir()
+        directory: Path | None = default_tokenizer_dir()
     elif Path(spec).is_dir():
         directory = Path(spec)
     elif Path(spec).is_file() and spec.endswith(".json"):
@@ -242,6 +243,13 @@ def _load(spec: str) -> Tokenizer:
     file = Path(spec) if directory is None else directory / "tokenizer.json"
     if not file.is_file():
         raise FileNotFoundError(f"no tokenizer.json in {directory}")
+    return directory, file
+
+
+def _load(spec: str) -> Tokenizer:
+    from tokenizers import Tokenizer as Backend
+
+    directory, file = _locate(spec)
     backend = Backend.from_file(str(file))
     config: dict = {}
     if directory is not None and (directory / "tokenizer_config.json").is_file():
@@ -249,14 +257,34 @@ def _load(spec: str) -> Tokenizer:
     return Tokenizer(spec, backend, config, _config_template(config, directory))
 
 
+def _spec(spec: str | None) -> str:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return spec or os.environ.get("HARNESS_TOKENIZER") or DEFAULT_TOKENIZER
+
+
+def _cannot(spec: str, exc: Exception) -> RuntimeError:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return RuntimeError(f"cannot load tokenizer {spec!r}: {detail}")
+
+
 @functools.lru_cache(maxsize=8)
 def load_tokenizer(spec: str | None = None) -> Tokenizer:
     """Load by name: None/"llama3" → the bundled Llama 3 tokenizer; else a Hub id, a directory
     holding tokenizer.json (and optionally tokenizer_config.json), or a tokenizer.json file."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    spec = spec or os.environ.get("HARNESS_TOKENIZER") or DEFAULT_TOKENIZER
+    spec = _spec(spec)
     try:
         return _load(spec)
     except Exception as exc:  # noqa: BLE001 - one clear line for a bad --tokenizer
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise RuntimeError(f"cannot load tokenizer {spec!r}: {detail}") from exc
+        raise _cannot(spec, exc) from exc
+
+
+def find_tokenizer(spec: str | None = None) -> Path:
+    """The tokenizer.json `load_tokenizer(spec)` would read, found (a Hub id fetched into the
+    cache) but not parsed: the check of a process that builds no prompts — a Locust master, whose
+    workers load it — without the ≈ 0.6 CPU-s of parsing Llama 3's. Same errors, except for a file
+    that exists but does not parse (the workers report that one)."""
+    spec = _spec(spec)
+    try:
+        return _locate(spec)[1]
+    except Exception as exc:  # noqa: BLE001 - one clear line for a bad --tokenizer
+        raise _cannot(spec, exc) from exc

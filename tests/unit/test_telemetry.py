@@ -97,6 +97,17 @@ def test_storage_keeps_only_changes_and_buckets_per_bucket(tmp_path: Path) -> No
     assert {r["name"] for r in rows(s)} == {"q_bucket", "q_sum", "q_count"}
 
 
+def test_buckets_are_split_in_le_order_whatever_order_the_server_prints_them() -> None:
+    # a server may print buckets unsorted: per-bucket counts follow le (+Inf last), not text order
+    enc = ChangeEncoder()
+    les = ["0.4", "+Inf", "0.1", "0.8", "0.2"]
+    cum = {"0.1": 1, "0.2": 3, "0.4": 6, "0.8": 7, "+Inf": 8}
+    samples = [("q_bucket", (("le", le),), float(cum[le])) for le in les]
+    line = enc.line(1.0, samples, {"q": "histogram"})
+    assert [(lab["le"], v) for _, lab, v in line["s"]] == [
+        ("0.1", 1.0), ("0.2", 2.0), ("0.4", 3.0), ("0.8", 1.0), ("+Inf", 1.0)]
+
+
 def test_gauges_average_the_scrapes_inside_the_window_and_counters_take_deltas(tmp_path: Path) -> None:
     scrapes = [
         (10.0, "g 5\nc_total 100"),

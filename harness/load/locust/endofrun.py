@@ -145,6 +145,9 @@ def report_at_stop(environment: Any) -> None:
 
 def _build(wait_for_workers: bool) -> str | None:
     from harness.report.build import build_with_summary
+    from harness.report.parquet import plain_rows_process
+
+    plain_rows_process()  # a Locust process of ours hands pyarrow no pandas objects
 
     cfg = shared.config
     out = run_dir(cfg)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config.model import RunConfig
 from harness.load.locust import guard
@@ -24,17 +24,16 @@ _checked: set[str] = set()
 
 
 def check(environment: Any, cfg: RunConfig) -> None:
-    """The tokenizer, then the full pre-flight (one short request included) once per target URL;
-    exits with one line on failure."""
+    """The tokenizer's file, the full pre-flight (one short request included) once per target URL,
+    then the tokenizer parsed (not by a master); exits with one line on failure."""
     if getattr(environment, "harness_sweep", False) or isinstance(environment.runner, WorkerRunner):
         return  # the sweep ran it before starting Locust; a worker uses the master's
-    try:
-        load_tokenizer_checked(cfg.workload.tokenizer)
-    except PreflightError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(exc.code)
+    # The tokenizer's file is found first; it is parsed (0.6 CPU-s) once the target answered, and
+    # never by a master, whose workers build the prompts (harness.cli.sweep does the same).
+    _tokenizer(cfg, parse=False)
     url = environment.host or cfg.target.url
     if not url or url in _checked:
+        _tokenizer(cfg, parse=not isinstance(environment.runner, MasterRunner))
         return
     fixed = {c.api_class.name for c in our_classes(environment) if c.api_class is not None}
     if len(fixed) == 1:  # a locustfile of one route (locustfiles/tgi.py): probe that one
@@ -47,6 +46,15 @@ def check(environment: Any, cfg: RunConfig) -> None:
     for warning in pre.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     _checked.add(url)
+    _tokenizer(cfg, parse=not isinstance(environment.runner, MasterRunner))
+
+
+def _tokenizer(cfg: RunConfig, parse: bool) -> None:
+    try:
+        load_tokenizer_checked(cfg.workload.tokenizer, parse=parse)
+    except PreflightError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.code)
 
 
 def choose(environment: Any, cfg: RunConfig) -> RunConfig:

@@ -219,7 +219,9 @@ def _routes(app: Any, tab: LlmTab) -> None:
         newest = max((p.stat().st_mtime for p in out.glob("*.jsonl")), default=0)
         if not html.exists() or html.stat().st_mtime < newest:
             from harness.report.build import build_report
+            from harness.report.parquet import plain_rows_process
 
+            plain_rows_process()  # a Locust process of ours hands pyarrow no pandas objects
             off_loop(build_report, out)
         return redirect("run/report.html")
 
