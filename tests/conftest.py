@@ -53,23 +53,31 @@ LONG_FIRST = (
     "integration/test_trace_replay.py",
 )
 _PRESTARTED = pytest.StashKey[dict]()
+_AFTER_ENGINE = pytest.StashKey[tuple]()  # (the engine tier's last test, the runs waiting for it)
+_CONFIG: list[pytest.Config] = []  # this session's (pytest_runtest_logfinish is not given it)
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
 
 def pytest_configure(config: pytest.Config) -> None:
     _TIER_SECONDS.clear()
+    _CONFIG[:] = [config]
     stale = sorted(name for name in (*SERIAL, *LONG_FIRST) if not (TESTS / name).is_file())
     if stale:
         raise pytest.UsageError(f"tests/conftest.py names files that do not exist: {', '.join(stale)}")
     config.addinivalue_line(
         "markers",
-        "prestart(start): as mark.prestart.with_args(start); start() → a support.background.Background, "
-        "called once the session's tests are collected; the test's `prestarted` fixture waits for it")
+        "prestart(*starts, after_engine=False): as mark.prestart.with_args(start); each start() → a "
+        "support.background.Background, called once the session's tests are collected (after_engine: "
+        "once the engine tier's tests, which go first, are done); the test's `prestarted` fixture "
+        "waits for the first, `prestarted_all` for each")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
-    tests before them (see tests/support/background.py)."""
+    tests before them (see tests/support/background.py). In one process the engine tier goes first
+    (pytest_collection_modifyitems): a run marked `after_engine` (one that keeps a core busy: Locust
+    at 20 req/s, a master and two workers) starts when the engine's last test ends, so that the
+    CPU-bound server never shares the machine with it; the others (a few streams every 55 ms) do."""
     if session.config.option.collectonly:
         return
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -77,10 +85,34 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # runs its command when it comes (the `prestarted` fixture starts it on demand).
         return
     started = session.config.stash.setdefault(_PRESTARTED, {})
+    engine = [item.nodeid for item in session.items if _tier(item.fspath) == "engine"]
+    deferred: list = []
     for item in session.items:
         marker = item.get_closest_marker("prestart")
-        if marker is not None and marker.args[0] not in started:
-            started[marker.args[0]] = marker.args[0]()
+        if marker is None:
+            continue
+        for start in marker.args:
+            if start in started or start in deferred:
+                continue
+            if engine and marker.kwargs.get("after_engine"):
+                deferred.append(start)
+            else:
+                started[start] = start()
+    session.config.stash[_AFTER_ENGINE] = (engine[-1] if engine else None, deferred)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:  # noqa: ARG001
+    """The engine's last test is done: start the runs that waited for it."""
+    config = _CONFIG[0] if _CONFIG else None
+    if config is None:
+        return
+    last, deferred = config.stash.get(_AFTER_ENGINE, (None, []))
+    if nodeid == last:
+        started = config.stash.setdefault(_PRESTARTED, {})
+        for start in deferred:
+            if start not in started:
+                started[start] = start()
+        deferred.clear()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -88,19 +120,28 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         background.cleanup()
 
 
-@pytest.fixture
-def prestarted(request: pytest.FixtureRequest):
-    """The finished run (a CompletedProcess) of this test's `prestart` marker, and its directory."""
-    start = request.node.get_closest_marker("prestart").args[0]
+def _prestarted(request: pytest.FixtureRequest, start):  # noqa: ANN001, ANN202
     started = request.config.stash.setdefault(_PRESTARTED, {})
     background = started.get(start) or started.setdefault(start, start())
     return background.wait(), background.dir
 
 
+@pytest.fixture
+def prestarted(request: pytest.FixtureRequest):
+    """The finished run (a CompletedProcess) of this test's `prestart` marker, and its directory."""
+    return _prestarted(request, request.node.get_closest_marker("prestart").args[0])
+
+
+@pytest.fixture
+def prestarted_all(request: pytest.FixtureRequest):
+    """[(CompletedProcess, directory)] of each run of this test's `prestart` marker, in its order."""
+    return [_prestarted(request, start) for start in request.node.get_closest_marker("prestart").args]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
     the browser last), keeping the order within a tier; under xdist the LONG_FIRST files first, and
-    in one process the tests that wait for a prestarted run last."""
+    in one process the engine's first and the tests that wait for a prestarted run last."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
@@ -112,12 +153,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     first = {name: i for i, name in enumerate(LONG_FIRST)} if parallel else {}
 
     def late(item: pytest.Item) -> int:
-        """In one process: a test that waits for a prestarted run goes after the others (its run
-        overlaps them), and the engine's after that (a CPU-bound server must not overlap it)."""
+        """In one process: the engine's tests first (a CPU-bound server: only the light prestarted
+        runs may overlap it; the others start when it is done), then the others, and a test that
+        waits for a prestarted run after them (its run overlaps them)."""
         if parallel:
             return 0
         if _tier(item.fspath) == "engine":
-            return 2
+            return -1
         return 1 if item.get_closest_marker("prestart") is not None else 0
 
     items.sort(key=lambda item: (late(item), first.get(_relative(item.fspath), len(first)),
