@@ -22,6 +22,16 @@ SERIAL = {
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
+# Of those, the ones that must not share the machine with a run that keeps a core busy (a Locust
+# sweep at 20 req/s, a master and two workers): the tolerances of a few ms on the client's stamps and
+# wake-ups, the starved-client test's own busy loop, the CPU-bound engine. In one process they go
+# first (the engine's tier first of all), beside only the light prestarted runs (a few streams every
+# 55 ms); the `busy` prestarted runs start when the last of them ends (see pytest_collection_finish).
+QUIET = {
+    "engine/test_engine_llamacpp.py",
+    "integration/test_users_emulator.py",
+    "integration/test_client_bound.py",
+}
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 # The parallel pass hands out whole files (`--dist loadfile --no-loadscope-reorder`) in collection
 # order: the longest go first, so that none starts last and holds the pass up alone (the longest-
@@ -53,7 +63,7 @@ LONG_FIRST = (
     "integration/test_trace_replay.py",
 )
 _PRESTARTED = pytest.StashKey[dict]()
-_AFTER_ENGINE = pytest.StashKey[tuple]()  # (the engine tier's last test, the runs waiting for it)
+_AFTER_QUIET = pytest.StashKey[tuple]()  # (the last QUIET test, the busy runs waiting for it)
 _CONFIG: list[pytest.Config] = []  # this session's (pytest_runtest_logfinish is not given it)
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
@@ -61,23 +71,21 @@ _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's t
 def pytest_configure(config: pytest.Config) -> None:
     _TIER_SECONDS.clear()
     _CONFIG[:] = [config]
-    stale = sorted(name for name in (*SERIAL, *LONG_FIRST) if not (TESTS / name).is_file())
+    stale = sorted(name for name in (*SERIAL, *QUIET, *LONG_FIRST) if not (TESTS / name).is_file())
     if stale:
         raise pytest.UsageError(f"tests/conftest.py names files that do not exist: {', '.join(stale)}")
     config.addinivalue_line(
         "markers",
-        "prestart(*starts, after_engine=False): as mark.prestart.with_args(start); each start() → a "
-        "support.background.Background, called once the session's tests are collected (after_engine: "
-        "once the engine tier's tests, which go first, are done); the test's `prestarted` fixture "
+        "prestart(*starts, busy=False): as mark.prestart.with_args(start); each start() → a "
+        "support.background.Background, called once the session's tests are collected (busy: once "
+        "the QUIET files' tests, which go first, are done); the test's `prestarted` fixture "
         "waits for the first, `prestarted_all` for each")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
-    tests before them (see tests/support/background.py). In one process the engine tier goes first
-    (pytest_collection_modifyitems): a run marked `after_engine` (one that keeps a core busy: Locust
-    at 20 req/s, a master and two workers) starts when the engine's last test ends, so that the
-    CPU-bound server never shares the machine with it; the others (a few streams every 55 ms) do."""
+    tests before them (see tests/support/background.py). In one process the QUIET files' tests go
+    first (pytest_collection_modifyitems): a run marked `busy` starts when the last of them ends."""
     if session.config.option.collectonly:
         return
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -85,7 +93,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # runs its command when it comes (the `prestarted` fixture starts it on demand).
         return
     started = session.config.stash.setdefault(_PRESTARTED, {})
-    engine = [item.nodeid for item in session.items if _tier(item.fspath) == "engine"]
+    quiet = [item.nodeid for item in session.items if _relative(item.fspath) in QUIET]
     deferred: list = []
     for item in session.items:
         marker = item.get_closest_marker("prestart")
@@ -94,19 +102,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for start in marker.args:
             if start in started or start in deferred:
                 continue
-            if engine and marker.kwargs.get("after_engine"):
+            if quiet and marker.kwargs.get("busy"):
                 deferred.append(start)
             else:
                 started[start] = start()
-    session.config.stash[_AFTER_ENGINE] = (engine[-1] if engine else None, deferred)
+    session.config.stash[_AFTER_QUIET] = (quiet[-1] if quiet else None, deferred)
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:  # noqa: ARG001
-    """The engine's last test is done: start the runs that waited for it."""
+    """The last QUIET test is done: start the busy runs that waited for it."""
     config = _CONFIG[0] if _CONFIG else None
     if config is None:
         return
-    last, deferred = config.stash.get(_AFTER_ENGINE, (None, []))
+    last, deferred = config.stash.get(_AFTER_QUIET, (None, []))
     if nodeid == last:
         started = config.stash.setdefault(_PRESTARTED, {})
         for start in deferred:
@@ -141,7 +149,7 @@ def prestarted_all(request: pytest.FixtureRequest):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
     the browser last), keeping the order within a tier; under xdist the LONG_FIRST files first, and
-    in one process the engine's first and the tests that wait for a prestarted run last."""
+    in one process the QUIET files' first and the tests that wait for a prestarted run last."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
@@ -153,12 +161,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     first = {name: i for i, name in enumerate(LONG_FIRST)} if parallel else {}
 
     def late(item: pytest.Item) -> int:
-        """In one process: the engine's tests first (a CPU-bound server: only the light prestarted
-        runs may overlap it; the others start when it is done), then the others, and a test that
-        waits for a prestarted run after them (its run overlaps them)."""
+        """In one process: the QUIET files' tests first, the engine's first of all (a CPU-bound
+        server: only the light prestarted runs may overlap them; the busy ones start after them),
+        then the others, and a test that waits for a prestarted run after them (its run overlaps
+        them)."""
         if parallel:
             return 0
         if _tier(item.fspath) == "engine":
+            return -2
+        if _relative(item.fspath) in QUIET:
             return -1
         return 1 if item.get_closest_marker("prestart") is not None else 0
 

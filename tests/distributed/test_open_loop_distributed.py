@@ -44,8 +44,8 @@ TRACE = [{"timestamp": 0.05 * i, "input_tokens": 60 + i, "output_tokens": 2} for
 
 def start_run() -> Background:
     """Master, two workers and a fast-profile emulator of their own (tests/support/locust_cluster.py),
-    started once the session's tests are collected, or in one process once the engine's tests are
-    done (three Locust processes keep a core busy: `after_engine`, tests/conftest.py)."""
+    started once the session's tests are collected, or in one process once the QUIET files' tests
+    are done (three Locust processes keep a core busy: `busy`, tests/conftest.py)."""
 
     def command(tmp: Path) -> list[str]:
         trace = tmp / "trace.jsonl"
@@ -58,7 +58,7 @@ def start_run() -> Background:
 
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration,
-              pytest.mark.prestart.with_args(start_run, after_engine=True)]
+              pytest.mark.prestart.with_args(start_run, busy=True)]
 
 
 @pytest.fixture

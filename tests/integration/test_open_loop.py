@@ -40,8 +40,8 @@ min_samples = 1
 
 def start_sweep() -> Background:
     """The sweep (~25 s of wall clock) with its own exact-profile emulator (50 ms / 20 ms), started
-    once the session's tests are collected, or in one process once the engine's tests are done (its
-    Locust users keep part of a core busy: `after_engine`, tests/conftest.py)."""
+    once the session's tests are collected, or in one process once the QUIET files' tests are done
+    (its Locust users keep part of a core busy: `busy`, tests/conftest.py)."""
 
     def command(out: Path) -> list[str]:
         scenario = out / "openloop.toml"
@@ -53,7 +53,7 @@ def start_sweep() -> Background:
     return Background(command, cwd=ROOT, timeout=240)
 
 
-pytestmark = [pytest.mark.integration, pytest.mark.prestart.with_args(start_sweep, after_engine=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.prestart.with_args(start_sweep, busy=True)]
 
 
 @pytest.fixture
