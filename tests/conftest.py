@@ -16,6 +16,7 @@ SERIAL = {
     "unit/test_stamps.py",
     "integration/test_client_bound.py",
     "integration/test_users_emulator.py",
+    "integration/test_users_locust.py",
     "integration/test_emulator_calibration.py",
     "integration/test_sweep_inf2.py",
     "integration/test_open_loop.py",  # a capped step must not be client-bound
