@@ -4,6 +4,8 @@ engine, browser), so `pytest -m "not docker"` and `pytest tests/unit` select the
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,8 @@ LONG_FIRST = (
 _PRESTARTED = pytest.StashKey[dict]()
 _AFTER_QUIET = pytest.StashKey[tuple]()  # (the last QUIET test, the busy runs waiting for it)
 _CONFIG: list[pytest.Config] = []  # this session's (pytest_runtest_logfinish is not given it)
+_QUEUED: set = set()  # busy prestarted runs not started yet: they start in turn (_in_turn)
+_STARTING = threading.Lock()  # one start() at a time: the in-turn thread's and a test's
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
 
@@ -86,7 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
     tests before them (see tests/support/background.py). In one process the QUIET files' tests go
-    first (pytest_collection_modifyitems): a run marked `busy` starts when the last of them ends."""
+    first (pytest_collection_modifyitems): the runs marked `busy` start when the last of them ends,
+    one after the other."""
     if session.config.option.collectonly:
         return
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -105,33 +110,51 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 continue
             if quiet and marker.kwargs.get("busy"):
                 deferred.append(start)
+                _QUEUED.add(start)
             else:
                 started[start] = start()
     session.config.stash[_AFTER_QUIET] = (quiet[-1] if quiet else None, deferred)
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:  # noqa: ARG001
-    """The last QUIET test is done: start the busy runs that waited for it."""
+    """The last QUIET test is done: start the busy runs that waited for it, one after the other
+    (each keeps a core busy: two at once would disturb each other's pacing; a thread starts the
+    next when the previous one's process has ended)."""
     config = _CONFIG[0] if _CONFIG else None
     if config is None:
         return
     last, deferred = config.stash.get(_AFTER_QUIET, (None, []))
-    if nodeid == last:
+    if nodeid == last and deferred:
         started = config.stash.setdefault(_PRESTARTED, {})
-        for start in deferred:
-            if start not in started:
-                started[start] = start()
-        deferred.clear()
+        threading.Thread(target=_in_turn, args=(started, list(deferred)), daemon=True).start()
+
+
+def _in_turn(started: dict, starts: list) -> None:
+    try:
+        for start in starts:
+            with _STARTING:
+                if start not in _QUEUED:  # the session ended (pytest_sessionfinish)
+                    return
+                background = started.setdefault(start, start())
+                _QUEUED.discard(start)
+            background.proc.wait()
+    finally:  # a start() that failed: the tests start the rest themselves (`prestarted`)
+        _QUEUED.difference_update(starts)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for background in session.config.stash.get(_PRESTARTED, {}).values():
-        background.cleanup()
+    _QUEUED.clear()
+    with _STARTING:
+        for background in session.config.stash.get(_PRESTARTED, {}).values():
+            background.cleanup()
 
 
 def _prestarted(request: pytest.FixtureRequest, start):  # noqa: ANN001, ANN202
     started = request.config.stash.setdefault(_PRESTARTED, {})
-    background = started.get(start) or started.setdefault(start, start())
+    while start in _QUEUED and start not in started:  # a busy run waiting for its turn
+        time.sleep(0.1)
+    with _STARTING:
+        background = started.get(start) or started.setdefault(start, start())
     return background.wait(), background.dir
 
 
