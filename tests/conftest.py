@@ -81,9 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"tests/conftest.py names files that do not exist: {', '.join(stale)}")
     config.addinivalue_line(
         "markers",
-        "prestart(*starts, busy=False): as mark.prestart.with_args(start); each start() → a "
-        "support.background.Background, called once the session's tests are collected (busy: once "
-        "the QUIET files' tests, which go first, are done); the test's `prestarted` fixture "
+        "prestart(*starts, busy=0): as mark.prestart.with_args(start); each start() → a "
+        "support.background.Background, called once the session's tests are collected (busy=N: once "
+        "the QUIET files' tests, which go first, are done, one at a time in order of N); the test's "
+        "`prestarted` fixture "
         "waits for the first, `prestarted_all` for each")
 
 
@@ -113,6 +114,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 _QUEUED.add(start)
             else:
                 started[start] = start()
+    turn = {start: marker.kwargs["busy"] for item in session.items
+            if (marker := item.get_closest_marker("prestart")) is not None for start in marker.args}
+    deferred.sort(key=lambda start: int(turn[start]))
     session.config.stash[_AFTER_QUIET] = (quiet[-1] if quiet else None, deferred)
 
 

@@ -45,7 +45,8 @@ TRACE = [{"timestamp": 0.05 * i, "input_tokens": 60 + i, "output_tokens": 2} for
 def start_run() -> Background:
     """Master, two workers and a fast-profile emulator of their own (tests/support/locust_cluster.py),
     started once the session's tests are collected, or in one process once the QUIET files' tests
-    are done (three Locust processes keep a core busy: `busy`, tests/conftest.py)."""
+    are done (three Locust processes keep a core busy: `busy`, tests/conftest.py), before the
+    open-loop sweep (`busy=1`)."""
 
     def command(tmp: Path) -> list[str]:
         trace = tmp / "trace.jsonl"
@@ -58,7 +59,7 @@ def start_run() -> Background:
 
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration,
-              pytest.mark.prestart.with_args(start_run, busy=True)]
+              pytest.mark.prestart.with_args(start_run, busy=1)]
 
 
 @pytest.fixture
