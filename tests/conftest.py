@@ -114,7 +114,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 _QUEUED.add(start)
             else:
                 started[start] = start()
-    turn = {start: marker.kwargs["busy"] for item in session.items
+    turn = {start: marker.kwargs.get("busy", 0) for item in session.items
             if (marker := item.get_closest_marker("prestart")) is not None for start in marker.args}
     deferred.sort(key=lambda start: int(turn[start]))
     session.config.stash[_AFTER_QUIET] = (quiet[-1] if quiet else None, deferred)
