@@ -4,6 +4,8 @@ engine, browser), so `pytest -m "not docker"` and `pytest tests/unit` select the
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,11 +18,22 @@ SERIAL = {
     "unit/test_stamps.py",
     "integration/test_client_bound.py",
     "integration/test_users_emulator.py",
+    "integration/test_users_locust.py",
     "integration/test_emulator_calibration.py",
     "integration/test_sweep_inf2.py",
     "integration/test_open_loop.py",  # a capped step must not be client-bound
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
+}
+# Of those, the ones that must not share the machine with a run that keeps a core busy (a Locust
+# sweep at 20 req/s, a master and two workers): the tolerances of a few ms on the client's stamps and
+# wake-ups, the starved-client test's own busy loop, the CPU-bound engine. In one process they go
+# first (the engine's tier first of all), beside only the light prestarted runs (a few streams every
+# 55 ms); the `busy` prestarted runs start when the last of them ends (see pytest_collection_finish).
+QUIET = {
+    "engine/test_engine_llamacpp.py",
+    "integration/test_users_emulator.py",
+    "integration/test_client_bound.py",
 }
 TIERS = ("unit", "integration", "docker", "distributed", "engine", "browser")
 # The parallel pass hands out whole files (`--dist loadfile --no-loadscope-reorder`) in collection
@@ -53,23 +66,33 @@ LONG_FIRST = (
     "integration/test_trace_replay.py",
 )
 _PRESTARTED = pytest.StashKey[dict]()
+_AFTER_QUIET = pytest.StashKey[tuple]()  # (the last QUIET test, the busy runs waiting for it)
+_CONFIG: list[pytest.Config] = []  # this session's (pytest_runtest_logfinish is not given it)
+_QUEUED: set = set()  # busy prestarted runs not started yet: they start in turn (_in_turn)
+_STARTING = threading.Lock()  # one start() at a time: the in-turn thread's and a test's
 _TIER_SECONDS: dict[str, float] = {}  # setup + call + teardown of each tier's tests, this session
 
 
 def pytest_configure(config: pytest.Config) -> None:
     _TIER_SECONDS.clear()
-    stale = sorted(name for name in (*SERIAL, *LONG_FIRST) if not (TESTS / name).is_file())
+    _CONFIG[:] = [config]
+    stale = sorted(name for name in (*SERIAL, *QUIET, *LONG_FIRST) if not (TESTS / name).is_file())
     if stale:
         raise pytest.UsageError(f"tests/conftest.py names files that do not exist: {', '.join(stale)}")
     config.addinivalue_line(
         "markers",
-        "prestart(start): as mark.prestart.with_args(start); start() → a support.background.Background, "
-        "called once the session's tests are collected; the test's `prestarted` fixture waits for it")
+        "prestart(*starts, busy=0): as mark.prestart.with_args(start); each start() → a "
+        "support.background.Background, called once the session's tests are collected (busy=N: once "
+        "the QUIET files' tests, which go first, are done, one at a time in order of N); the test's "
+        "`prestarted` fixture "
+        "waits for the first, `prestarted_all` for each")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the long wall-clock-bound runs of the selected tests now, so that they overlap the
-    tests before them (see tests/support/background.py)."""
+    tests before them (see tests/support/background.py). In one process the QUIET files' tests go
+    first (pytest_collection_modifyitems): the runs marked `busy` start when the last of them ends,
+    one after the other."""
     if session.config.option.collectonly:
         return
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -77,30 +100,84 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # runs its command when it comes (the `prestarted` fixture starts it on demand).
         return
     started = session.config.stash.setdefault(_PRESTARTED, {})
+    quiet = [item.nodeid for item in session.items if _relative(item.fspath) in QUIET]
+    deferred: list = []
     for item in session.items:
         marker = item.get_closest_marker("prestart")
-        if marker is not None and marker.args[0] not in started:
-            started[marker.args[0]] = marker.args[0]()
+        if marker is None:
+            continue
+        for start in marker.args:
+            if start in started or start in deferred:
+                continue
+            if quiet and marker.kwargs.get("busy"):
+                deferred.append(start)
+                _QUEUED.add(start)
+            else:
+                started[start] = start()
+    turn = {start: marker.kwargs.get("busy", 0) for item in session.items
+            if (marker := item.get_closest_marker("prestart")) is not None for start in marker.args}
+    deferred.sort(key=lambda start: int(turn[start]))
+    session.config.stash[_AFTER_QUIET] = (quiet[-1] if quiet else None, deferred)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:  # noqa: ARG001
+    """The last QUIET test is done: start the busy runs that waited for it, one after the other
+    (each keeps a core busy: two at once would disturb each other's pacing; a thread starts the
+    next when the previous one's process has ended)."""
+    config = _CONFIG[0] if _CONFIG else None
+    if config is None:
+        return
+    last, deferred = config.stash.get(_AFTER_QUIET, (None, []))
+    if nodeid == last and deferred:
+        started = config.stash.setdefault(_PRESTARTED, {})
+        threading.Thread(target=_in_turn, args=(started, list(deferred)), daemon=True).start()
+
+
+def _in_turn(started: dict, starts: list) -> None:
+    try:
+        for start in starts:
+            with _STARTING:
+                if start not in _QUEUED:  # the session ended (pytest_sessionfinish)
+                    return
+                background = started.setdefault(start, start())
+                _QUEUED.discard(start)
+            background.proc.wait()
+    finally:  # a start() that failed: the tests start the rest themselves (`prestarted`)
+        _QUEUED.difference_update(starts)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for background in session.config.stash.get(_PRESTARTED, {}).values():
-        background.cleanup()
+    _QUEUED.clear()
+    with _STARTING:
+        for background in session.config.stash.get(_PRESTARTED, {}).values():
+            background.cleanup()
+
+
+def _prestarted(request: pytest.FixtureRequest, start):  # noqa: ANN001, ANN202
+    started = request.config.stash.setdefault(_PRESTARTED, {})
+    while start in _QUEUED and start not in started:  # a busy run waiting for its turn
+        time.sleep(0.1)
+    with _STARTING:
+        background = started.get(start) or started.setdefault(start, start())
+    return background.wait(), background.dir
 
 
 @pytest.fixture
 def prestarted(request: pytest.FixtureRequest):
     """The finished run (a CompletedProcess) of this test's `prestart` marker, and its directory."""
-    start = request.node.get_closest_marker("prestart").args[0]
-    started = request.config.stash.setdefault(_PRESTARTED, {})
-    background = started.get(start) or started.setdefault(start, start())
-    return background.wait(), background.dir
+    return _prestarted(request, request.node.get_closest_marker("prestart").args[0])
+
+
+@pytest.fixture
+def prestarted_all(request: pytest.FixtureRequest):
+    """[(CompletedProcess, directory)] of each run of this test's `prestart` marker, in its order."""
+    return [_prestarted(request, start) for start in request.node.get_closest_marker("prestart").args]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier, and run the tiers in TIERS order (fast ones first;
     the browser last), keeping the order within a tier; under xdist the LONG_FIRST files first, and
-    in one process the tests that wait for a prestarted run last."""
+    in one process the QUIET files' first and the tests that wait for a prestarted run last."""
     for item in items:
         tier = _tier(item.fspath)
         if tier is not None:
@@ -112,12 +189,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     first = {name: i for i, name in enumerate(LONG_FIRST)} if parallel else {}
 
     def late(item: pytest.Item) -> int:
-        """In one process: a test that waits for a prestarted run goes after the others (its run
-        overlaps them), and the engine's after that (a CPU-bound server must not overlap it)."""
+        """In one process: the QUIET files' tests first, the engine's first of all (a CPU-bound
+        server: only the light prestarted runs may overlap them; the busy ones start after them),
+        then the others, and a test that waits for a prestarted run after them (its run overlaps
+        them)."""
         if parallel:
             return 0
         if _tier(item.fspath) == "engine":
-            return 2
+            return -2
+        if _relative(item.fspath) in QUIET:
+            return -1
         return 1 if item.get_closest_marker("prestart") is not None else 0
 
     items.sort(key=lambda item: (late(item), first.get(_relative(item.fspath), len(first)),

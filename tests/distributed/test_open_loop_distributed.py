@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from support.net import free_port
+from support.background import Background
 
-from harness.targets.emulator_process import EmulatorProcess
-
-pytestmark = [pytest.mark.distributed, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "sweep.py"
+CLUSTER = ROOT / "tests" / "support" / "locust_cluster.py"
 RUN_TIMEOUT_S = 60.0
 
 SCENARIO = """\
@@ -46,39 +42,31 @@ plots = false
 TRACE = [{"timestamp": 0.05 * i, "input_tokens": 60 + i, "output_tokens": 2} for i in range(16)]
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory, fast_emulator: EmulatorProcess) -> Path:
-    tmp = tmp_path_factory.mktemp("openloop-distributed")
-    scenario, out, logs = tmp / "scenario.toml", tmp / "records", tmp / "logs"
-    trace = tmp / "trace.jsonl"
-    trace.write_text("".join(json.dumps(e) + "\n" for e in TRACE))
-    scenario.write_text(SCENARIO.replace("TRACE", str(trace)))
-    logs.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "LOCUST_"))}
-    env.update(HARNESS_SCENARIO=str(scenario), PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    port = free_port()
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
-    master = [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-              "--master-bind-port", str(port), "--host", fast_emulator.url, "--records-dir", str(out)]
-    worker = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-    procs: list[subprocess.Popen] = []
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    try:
-        for name, cmd in [("master", master), ("worker0", worker), ("worker1", worker)]:
-            with open(logs / f"{name}.log", "w") as fh:
-                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT))
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.2)
-        codes = [p.poll() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(5)
-    tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.iterdir()))
-    assert codes == [0, 0, 0], f"exit codes {codes}\n{tail}"
-    return out
+def start_run() -> Background:
+    """Master, two workers and a fast-profile emulator of their own (tests/support/locust_cluster.py),
+    started once the session's tests are collected, or in one process once the QUIET files' tests
+    are done (three Locust processes keep a core busy: `busy`, tests/conftest.py), before the
+    open-loop sweep (`busy=1`)."""
+
+    def command(tmp: Path) -> list[str]:
+        trace = tmp / "trace.jsonl"
+        trace.write_text("".join(json.dumps(e) + "\n" for e in TRACE))
+        (tmp / "scenario.toml").write_text(SCENARIO.replace("TRACE", str(trace)))
+        return [sys.executable, str(CLUSTER), str(tmp), "fast", "2", str(RUN_TIMEOUT_S), str(LOCUSTFILE),
+                "--records-dir", str(tmp / "records")]  # fmt: skip
+
+    return Background(command, cwd=ROOT, timeout=RUN_TIMEOUT_S + 30)
+
+
+pytestmark = [pytest.mark.distributed, pytest.mark.integration,
+              pytest.mark.prestart.with_args(start_run, busy=1)]
+
+
+@pytest.fixture
+def records(prestarted) -> Path:
+    proc, tmp = prestarted
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-9000:]
+    return tmp / "records"
 
 
 def test_the_union_of_the_workers_schedules_is_the_requested_rate(records: Path) -> None:

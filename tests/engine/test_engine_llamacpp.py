@@ -144,8 +144,10 @@ def test_server_metrics_and_timings_join_the_sweep(engine: str, tmp_path: Path) 
 
 
 def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> None:
+    """Two steps whose rows need only a finished request each: 2 s windows (a 16-token answer takes
+    ~0.5-1 s on one thread, so a user finishes 2 or more in each)."""
     cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "1,2",
-           "--warmup-min-s", "1", "--warmup-max-s", "2", "--measure-min-s", "4", "--measure-max-s", "6",
+           "--warmup-min-s", "1", "--warmup-max-s", "1", "--measure-min-s", "2", "--measure-max-s", "3",
            "--input-mean", "60", "--input-stddev", "0", "--output-mean", "16", "--output-stddev", "0",
            "--prompt-pool-size", "32", "--results-dir", str(tmp_path), "--run-id", "engine",
            "--quiet", "--no-plots"]  # fmt: skip

@@ -1,29 +1,22 @@
-"""The streaming users against the TGI emulator's exact profile: timing truth, counts, faults, Locust.
+"""The streaming users against the TGI emulator's exact profile: timing truth, counts, faults (the
+same users under Locust: test_users_locust.py).
 
 Tolerances are loose upper bounds on lateness (the machine is shared), never speed assertions.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from support.http_script import assert_unclumped, gaps_ms, stamps_1k_reader, stamps_line_reader
 
 from harness.client import apis
 from harness.client.transport import Connection
-from harness.records.record import read_records
 from harness.workload.prompts import PromptBuilder, PromptSpec
 from harness.workload.tokenizer import load_tokenizer
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TTFT_MS, ITL_MS = 50.0, 20.0
 
 
@@ -127,50 +120,3 @@ def test_openai_error_event_and_disconnect(emu, api_cls):
     assert (rec.error_type, rec.output_tokens) == ("truncated", 4)
     rec = send(emu.url, api_cls(headers={"X-Emulator-Fault": "malformed=3"}))
     assert rec.error_type == "malformed" and b'"choices":' in rec.error.encode()  # cut in its own shape
-
-
-def run_locust(locustfile: str, url: str, tmp: Path, seconds: int) -> tuple[list, list[dict]]:
-    """Options arrive three ways: flags, a config file and HARNESS_* environment variables (the
-    configuration model's names); the run log and manifest are written beside the records."""
-    (tmp / "test.conf").write_text("prompt-pool-size = 40\ninput-mean = 200\n")
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / locustfile), "--headless",
-           "--config", str(tmp / "test.conf"), "-u", "4", "-r", "4", "-t", f"{seconds}s", "--host", url,
-           "--records-dir", str(tmp / "rec"), "--csv", str(tmp / "stats"), "--only-summary"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
-           "HARNESS_OUTPUT_MEAN": "20", "HARNESS_OUTPUT_STDDEV": "0"}  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=seconds + 90)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    files = list((tmp / "rec").glob("records-*.jsonl"))
-    assert len(files) == 1
-    with open(tmp / "stats_stats.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    records = read_records(files[0])
-    assert {r.max_new_tokens for r in records} == {20}  # from the environment
-    assert 100 < statistics.mean(r.input_tokens for r in records) < 300  # from the config file
-    manifest = json.loads((tmp / "rec" / "manifest.json").read_text())
-    assert manifest["config"]["workload"]["output_mean"] == 20 and manifest["server"]["model_id"]
-    assert (tmp / "rec" / "run.jsonl").is_file()
-    return records, rows
-
-
-@pytest.mark.parametrize(
-    "locustfile, route, seconds",
-    [("tgi.py", "/generate_stream", 4), ("openai_chat.py", "/v1/chat/completions", 3)],
-)
-def test_locust_headless_run(emu, tmp_path, locustfile, route, seconds):
-    records, rows = run_locust(locustfile, emu.url, tmp_path, seconds)
-    ok = [r for r in records if r.ok]
-    assert len(ok) >= 8
-    assert {r.error_type for r in records} <= {None, "cancelled"}  # users stopped mid-request at -t
-    assert all(r.output_tokens == r.server_output_tokens for r in ok)
-    assert all(r.input_tokens == r.server_input_tokens for r in ok)
-    by_type = {(row["Type"], row["Name"]): row for row in rows}
-    post, total = by_type[("POST", route)], by_type[("", "Aggregated")]
-    assert total["Request Count"] == post["Request Count"]  # TTFT/ITL not double-counted
-    for metric in ("TTFT", "ITL"):
-        assert int(by_type[(metric, route)]["Request Count"]) > 0
-    assert not [key for key in by_type if "tokens" in key[0].lower()]  # never under Locust's "(ms)"
-    assert float(by_type[("TTFT", route)]["Median Response Time"]) == pytest.approx(TTFT_MS, abs=15)
-    assert json.loads(ok[0].to_json())["api"] == (
-        "generate_stream" if route == "/generate_stream" else "chat"
-    )
