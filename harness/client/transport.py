@@ -17,6 +17,7 @@ callback that `Response.pump_lines` uses), `stamps` (SO_TIMESTAMPNS), `errors`.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import time
@@ -91,7 +92,7 @@ class Connection:
     def connect(self) -> None:
         """Open a fresh socket (TCP_NODELAY, TLS if https, kernel stamps if wanted and possible)."""
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock = _open(self.host, self.port, self.connect_timeout)
         except TimeoutError as exc:
             raise ReadTimeout(f"connect to {self.host}:{self.port} timed out") from exc
         except OSError as exc:
@@ -229,6 +230,24 @@ class Connection:
             lines.extend(f"{k}: {v}" for k, v in headers.items())
         lines.append("\r\n")
         return "\r\n".join(lines).encode("latin-1")
+
+
+def _open(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected TCP socket. An IP literal is connected to directly: create_connection() asks
+    getaddrinfo() first, which gevent hands to its thread pool — hundreds of users connecting at
+    once then took the GIL in turns with the loop (issue #12). Names are resolved as usual."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host.strip("[]")).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host.strip("[]"), port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _gevent_parts(sock: Any) -> tuple[Any, Any, Any] | None:

@@ -34,18 +34,25 @@ def limit(label: str) -> float:
     return MONITOR_LIMIT_S if "ClientMonitor" in label else LIMIT_S
 
 CHILD = r"""
-import json, sys
+import json, sys, time
 import locust  # gevent's monkey-patching first, as `python -m harness` does
+from gevent.threadpool import ThreadPool
 from harness.cli import sweep
 from harness.load.locust.hubwatch import HubWatch
 
+handed = []  # (perf time, what) of each hand-off to gevent's thread pool
+_apply = ThreadPool.apply
+def apply(self, func, args=None, kwds=None):
+    handed.append((time.perf_counter(), getattr(func, "__qualname__", repr(func))))
+    return _apply(self, func, args, kwds)
+ThreadPool.apply = apply
 watch = HubWatch(threshold_s=0.0, keep=10**7).install()  # every run kept
 try:
     rc = sweep.main(sys.argv[2:])
 finally:
     watch.uninstall()
     with open(sys.argv[1], "w") as fh:
-        json.dump({"summary": watch.summary(), "runs": watch.long_runs}, fh)
+        json.dump({"summary": watch.summary(), "runs": watch.long_runs, "handed": handed}, fh)
 sys.exit(rc)
 """
 
@@ -80,3 +87,7 @@ def test_no_background_greenlet_holds_the_hub_during_a_step(exact_emulator, tmp_
     held = [(label, round(cpu * 1000, 3)) for t, label, cpu, _wall in watch["runs"]
             if label in ours and step[0] <= t <= step[1] and cpu > limit(label)]
     assert not held, held
+    # Users take the prompt pool built before the step on the loop: a hand-off per user to the
+    # thread pool (hundreds at once when all users start together) held the loop on the GIL.
+    assert not [(t, what) for t, what in watch["handed"] if step[0] <= t <= step[1]], watch["handed"]
+    assert len(watch["handed"]) < 12, watch["handed"]
