@@ -66,6 +66,17 @@ class Resumer:
                 return
 
 
+def pace(hub: Any) -> None:
+    """Wait for a slice of the hub's Resumer: what this greenlet does next (a new connection's
+    first request) runs in a bounded slice, not in the loop iteration that woke it (hundreds of
+    users connecting at once are woken together when their connects complete)."""
+    from gevent.hub import Waiter
+
+    waiter = Waiter(hub)
+    resumer(hub).wake(waiter)
+    waiter.get()
+
+
 def resumer(hub: Any) -> Resumer:
     """The hub's Resumer, made on first use."""
     found = getattr(hub, "_harness_resumer", None)

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.client.errors import ConnectError, HttpError, ProtocolError, ReadTimeout, Stale, Truncated
+from harness.client.pump import pace
 from harness.client.response import Response
 from harness.client.stamps import enable_kernel_stamps, stamp_source
 
@@ -164,6 +165,8 @@ class Connection:
                 t_connect = _perf()
                 self.connect()
                 connect_s += _perf() - t_connect
+                if self.gevent is not None:  # woken with every user that connected at once: take a slice
+                    pace(self.gevent[2])
             sock = self.sock
             assert sock is not None
             try:
