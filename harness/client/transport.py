@@ -239,14 +239,15 @@ def _open(host: str, port: int, timeout: float) -> socket.socket:
     """A connected TCP socket. An IP literal is connected to directly: create_connection() asks
     getaddrinfo() first, which gevent hands to its thread pool — hundreds of users connecting at
     once then took the GIL in turns with the loop (issue #12). Names are resolved as usual."""
+    literal = host.strip("[]")
     try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host.strip("[]")).version == 6 else socket.AF_INET
+        family = socket.AF_INET6 if ipaddress.ip_address(literal).version == 6 else socket.AF_INET
     except ValueError:
         return socket.create_connection((host, port), timeout=timeout)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        sock.connect((host.strip("[]"), port))
+        sock.connect((literal, port))
     except BaseException:
         sock.close()
         raise

@@ -157,13 +157,15 @@ class Shared:
 
     def built_pool(self, chat: bool) -> PromptPool | None:
         """The pool `pool(chat)` returns, if it is built already (a dict lookup, on the loop)."""
-        return self.pools.get((self.config.workload.tokenizer, chat, prompt_spec(self.config)))
+        return self.pools.get(self._pool_key(chat))
+
+    def _pool_key(self, chat: bool) -> tuple:
+        return (self.config.workload.tokenizer, chat, prompt_spec(self.config))
 
     def pool(self, chat: bool) -> PromptPool:
         """The prompt pool for this counting mode, built once per (tokenizer, spec)."""
-        w = self.config.workload
-        spec = prompt_spec(self.config)
-        key = (w.tokenizer, chat, spec)
+        key = self._pool_key(chat)
+        tokenizer, _, spec = key
         pool = self.pools.get(key)
         if pool is None:
             builder = self.builder(chat)
@@ -171,7 +173,7 @@ class Shared:
             pool = self.pools[key] = PromptPool(prompts, start=self.start_offset)
             self.prompt_stats = {"seed": spec.seed, "lengths_seed": spec.lengths_seed,
                                  **prefix_stats(builder, prompts)}
-            log.info("built %d %s prompts (%s)", len(prompts), "chat" if chat else "text", w.tokenizer)
+            log.info("built %d %s prompts (%s)", len(prompts), "chat" if chat else "text", tokenizer)
         return pool
 
     def sink(self, record: Record) -> None:
