@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.background import children_running, default_sigint, signal_group
+from support.background import children_running, default_sigint, group_killed_on_exit, signal_group
 
 from harness import exitcodes
 from harness.records.record import read_records
@@ -45,7 +45,7 @@ def test_master_interrupted_mid_step(tmp_path: Path, fast_emulator, signum: int,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=default_sigint)
     workers: list[psutil.Process] = []
-    try:
+    with group_killed_on_exit(proc):
         deadline = time.monotonic() + 120
         while "4 users · measure" not in log.read_text():  # both workers run their users
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -55,10 +55,6 @@ def test_master_interrupted_mid_step(tmp_path: Path, fast_emulator, signum: int,
         assert len(workers) == 2
         signal_group(proc.pid, signum, times)
         proc.wait(90)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
     text = log.read_text()
     assert proc.returncode == code, text[-3000:]
     deadline = time.monotonic() + 20

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support.background import default_sigint, signal_group
+from support.background import default_sigint, group_killed_on_exit, signal_group
 from support.net import free_port
 
 from harness import exitcodes
@@ -75,7 +75,7 @@ def test_ui_interrupted_mid_step(tmp_path: Path, scenario_file, signum: int, tim
                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_sigint)
     base = f"http://127.0.0.1:{port}"
     family: list[psutil.Process] = []
-    try:
+    with group_killed_on_exit(proc):
         _wait(lambda: _up(base + "/") or proc.poll() is not None, 60, "the web UI")
         target = re.search(r"target (http://[0-9.:]+)", log.read_text()).group(1)
         form = {"user_classes": "SweepUser", "shape_class": "StepSweep", "user_count": "1", "spawn_rate": "1",
@@ -92,10 +92,6 @@ def test_ui_interrupted_mid_step(tmp_path: Path, scenario_file, signum: int, tim
         assert len(family) == 3, family  # the UI, its emulator, Locust
         signal_group(proc.pid, signum, times)
         proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
     text = log.read_text()
     assert proc.returncode == code, text[-3000:]
     assert "Traceback" not in text, text[-3000:]

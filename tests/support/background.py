@@ -11,7 +11,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -38,6 +39,20 @@ def signal_group(pid: int, signum: int, times: int, gap_s: float = 0.3) -> None:
     for _ in range(times):
         os.killpg(pid, signum)
         time.sleep(gap_s)
+
+
+@contextmanager
+def group_killed_on_exit(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """`proc` (started with start_new_session=True) and its process group killed if still running
+    when the block ends: a test that failed midway leaves no child behind."""
+    import os
+
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def default_sigint() -> None:
