@@ -15,6 +15,13 @@ PORT ?= 8080
 ARGS ?=
 WORKERS ?=
 
+# Python caches compiled modules (and pytest its rewritten test modules) only when it may write
+# them. Some environments (Docker's python images, CI sandboxes) set PYTHONDONTWRITEBYTECODE, and
+# uv installs without compiling: then each of the few hundred processes a test run starts would
+# compile locust, gevent, pydantic ... anew (≈ 1.3 CPU-s each). The caches go to __pycache__
+# folders of the venv and this tree, which git ignores.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: venv test test-fast bench search ui perf emulate images engine lint clean
 
 venv: $(STAMP)
