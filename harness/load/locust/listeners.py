@@ -35,7 +35,7 @@ from harness.config.settings import ROLE_SETTINGS, add_arguments, from_namespace
 from harness.load import runstate
 from harness.load.headers import request_headers
 from harness.load.health import HEALTH_EVERY_S, HEALTH_KEY, LiveWatch
-from harness.load.locust import endofrun, interrupts, offloop, preflight_rim, stopafter, webui
+from harness.load.locust import endofrun, interrupts, offloop, preflight_rim, spawnargs, stopafter, webui
 from harness.load.locust.monitor import ClientMonitor
 from harness.load.locust.shapes import STEP_MESSAGE, PlanShape
 from harness.load.locust.shipping import MasterReceiver, WorkerShipper
@@ -104,6 +104,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     stopafter.register_messages(runner)
     if isinstance(runner, WorkerRunner):
+        spawnargs.install()  # ≈ 0.5 s of loop-holding CPU per spawn message otherwise
         _worker_messages(environment, runner)
         shared.preparing = gevent.spawn(_prepare_guess, environment)
         return
@@ -379,8 +380,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
         monitor.watch = None
     receiver = getattr(environment, "harness_receiver", None)
     if receiver is not None and getattr(environment, "harness_test_started", False):
-        # master: every live worker's last records first
-        receiver.drain()
+        receiver.drain()  # master: every live worker's last records first
         runlog.write_end(run_dir(shared.config), workers=receiver.workers_json())
     if not isinstance(environment.runner, WorkerRunner):
         _stop_telemetry(environment)
