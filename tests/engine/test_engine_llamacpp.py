@@ -111,29 +111,37 @@ def test_completions_stream_records(engine: str) -> None:
 ITL_TOLERANCE = (0.10, 0.002)
 
 
-def test_server_metrics_and_timings_join_the_sweep(engine: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sweep(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sweep of two steps (1 and 2 users) with `llama-server --metrics` scraped every 0.5 s:
+    3-4 s windows (a 24-token answer takes ~0.5-1 s on one thread, so a user finishes 3 or more in
+    each), checked by the tests below."""
+    out = tmp_path_factory.mktemp("engine-sweep")
+    cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "1,2",
+           "--warmup-min-s", "1", "--warmup-max-s", "1", "--measure-min-s", "3", "--measure-max-s", "4",
+           "--input-mean", "60", "--input-stddev", "0", "--output-mean", "24", "--output-stddev", "0",
+           "--ignore-eos", "--scrape-every-s", "0.5", "--prompt-pool-size", "32",
+           "--results-dir", str(out), "--run-id", "engine", "--quiet", "--no-plots"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "engine"
+
+
+def test_server_metrics_and_timings_join_the_sweep(sweep: Path) -> None:
     """`llama-server --metrics`: the report's server rows come from its /metrics, and each record
     carries the request's own timings from the final chunk."""
     from harness.analysis import metrics
     from harness.report.build import build_report
     from harness.report.inputs import load_records
 
-    cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "2",
-           "--warmup-min-s", "1", "--measure-min-s", "4", "--input-mean", "60", "--input-stddev", "0",
-           "--output-mean", "24", "--output-stddev", "0", "--ignore-eos", "--scrape-every-s", "0.5",
-           "--prompt-pool-size", "32",
-           "--results-dir", str(tmp_path), "--run-id", "telemetry", "--quiet", "--no-plots"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run = tmp_path / "telemetry"
-    (step,), md = build_report(run, write=False, with_plots=False)
-    v = step.server
+    (_, step), md = build_report(sweep, write=False, with_plots=False)
+    v = step.server  # the step of 2 users
     assert v is not None and v.scrapes >= 5
     assert v.sources["batch"] == "llamacpp:requests_processing" and 0 < v.batch_mean <= 2 == v.batch_max
     assert v.sources["queue"] == "llamacpp:requests_deferred"
     assert v.timings["time_per_token"].count > 0 and v.timings["time_per_token"].mean > 0
     assert "Server batch size" in md and "Server time per token" in md
-    records = [r for r in load_records(run) if r.ok]
+    records = [r for r in load_records(sweep) if r.ok]
     assert records and all(r.server_timings and r.server_request_id for r in records)
     assert all(r.server_timings["predicted_n"] == 24 for r in records)
     for r in records:
@@ -143,17 +151,8 @@ def test_server_metrics_and_timings_join_the_sweep(engine: str, tmp_path: Path) 
         assert abs(client - server) <= max(rel * server, floor), (client, server, r.request_id)
 
 
-def test_sweep_and_report_against_the_engine(engine: str, tmp_path: Path) -> None:
-    """Two steps whose rows need only a finished request each: 2 s windows (a 16-token answer takes
-    ~0.5-1 s on one thread, so a user finishes 2 or more in each)."""
-    cmd = [sys.executable, "-m", "harness", "sweep", "--url", engine, "--api", "chat", "--steps", "1,2",
-           "--warmup-min-s", "1", "--warmup-max-s", "1", "--measure-min-s", "2", "--measure-max-s", "3",
-           "--input-mean", "60", "--input-stddev", "0", "--output-mean", "16", "--output-stddev", "0",
-           "--prompt-pool-size", "32", "--results-dir", str(tmp_path), "--run-id", "engine",
-           "--quiet", "--no-plots"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run = tmp_path / "engine"
+def test_sweep_and_report_against_the_engine(sweep: Path) -> None:
+    run = sweep
     rows = list(csv.DictReader(open(run / "summary.csv")))
     assert [int(r["users"]) for r in rows] == [1, 2]
     for row in rows:

@@ -26,9 +26,9 @@ prompt_pool_size = 200
 
 [steps]
 users = [
-  { rate = 20, arrival = "constant", measure = { min_s = 10, max_s = 10 } },
+  { rate = 40, arrival = "constant", measure = { min_s = 5, max_s = 5 } },
   { users = 2, measure = { min_s = 2, max_s = 2 } },
-  { rate = 20, arrival = "poisson", max_concurrency = 2, measure = { min_s = 4, max_s = 4 } },
+  { rate = 20, arrival = "poisson", max_concurrency = 2, measure = { min_s = 3, max_s = 3 } },
 ]
 warmup = { min_s = 0, max_s = 0 }
 measure = { min_s = 4, max_s = 4 }
@@ -39,7 +39,7 @@ min_samples = 1
 
 
 def start_sweep() -> Background:
-    """The sweep (~25 s of wall clock) with its own exact-profile emulator (50 ms / 20 ms), started
+    """The sweep (~18 s of wall clock) with its own exact-profile emulator (50 ms / 20 ms), started
     once the session's tests are collected, or in one process once the QUIET files' tests are done
     (its Locust users keep part of a core busy: `busy`, tests/conftest.py), after the distributed
     run (`busy=2`): nothing of the serial pass runs beside its capped step, whose scheduling lag
@@ -62,7 +62,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.prestart.with_args(start_swee
 def run(prestarted) -> Path:
     proc, out = prestarted
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "| Load (users or rate) | 20 req/s | 2 | 20 req/s |" in proc.stdout, proc.stdout[-3000:]
+    assert "| Load (users or rate) | 40 req/s | 2 | 20 req/s |" in proc.stdout, proc.stdout[-3000:]
     return out / "t"
 
 
@@ -73,7 +73,7 @@ def rows(run: Path) -> list[dict[str, str]]:
 def test_achieved_rate_is_the_offered_rate(run: Path) -> None:
     row = rows(run)[0]
     offered, achieved = float(row["offered_rps"]), float(row["achieved_rps"])
-    assert offered == pytest.approx(20.0, rel=0.05)  # a constant schedule: 20 per s of window
+    assert offered == pytest.approx(40.0, rel=0.05)  # a constant schedule: 40 per s of window
     assert achieved / offered == pytest.approx(1.0, abs=0.01)
     assert int(row["sent"]) >= 190 and int(row["failed"]) == 0
     assert float(row["lag_p50_s"]) >= 0
@@ -86,7 +86,7 @@ def test_records_carry_their_intended_send_time(run: Path) -> None:
     assert open_loop and all(r["t_intended"] is not None for r in open_loop)
     assert all(r["t_send"] >= r["t_intended"] for r in open_loop)  # never sent before its time
     gaps = sorted(b["t_intended"] - a["t_intended"] for a, b in zip(open_loop, open_loop[1:], strict=False))
-    assert gaps[len(gaps) // 2] == pytest.approx(0.05, abs=1e-6)  # the constant schedule's 1/20 s
+    assert gaps[len(gaps) // 2] == pytest.approx(0.025, abs=1e-6)  # the constant schedule's 1/40 s
     assert closed and all(r["t_intended"] is None for r in closed)  # the closed-loop step in between
 
 
