@@ -27,11 +27,12 @@ SERIAL = {
     "distributed/test_open_loop_distributed.py",  # achieved ÷ offered within 2 % across two workers
     "engine/test_engine_llamacpp.py",  # a real CPU-bound server: starved by neighbours, it measures nothing
 }
-# Of those, the ones that must not share the machine with a run that keeps a core busy (a Locust
-# sweep at 20 req/s, a master and two workers): the tolerances of a few ms on the client's stamps and
-# wake-ups, the starved-client test's own busy loop, the CPU-bound engine. In one process they go
-# first (the engine's tier first of all), beside only the light prestarted runs (a few streams every
-# 55 ms); the `busy` prestarted runs start when the last of them ends (see pytest_collection_finish).
+# Of those, the ones that must not share the machine with a run that keeps a core busy (the open-
+# loop sweep): the tolerances of a few ms on the client's stamps and wake-ups, the starved-client
+# test's own busy loop, the CPU-bound engine. In one process they go first (the engine's tier first
+# of all), beside only the light prestarted runs (a few streams every 55 ms, the SLO search) and the
+# distributed open-loop run, whose checks a neighbour does not move; the `busy` prestarted runs
+# start when the last of them ends (see pytest_collection_finish).
 QUIET = {
     "engine/test_engine_llamacpp.py",
     "integration/test_users_emulator.py",

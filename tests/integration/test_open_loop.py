@@ -42,8 +42,9 @@ def start_sweep() -> Background:
     """The sweep (~18 s of wall clock) with its own exact-profile emulator (50 ms / 20 ms), started
     once the session's tests are collected, or in one process once the QUIET files' tests are done
     (its Locust users keep part of a core busy: `busy`, tests/conftest.py), after the distributed
-    run (`busy=2`): nothing of the serial pass runs beside its capped step, whose scheduling lag
-    decides the client-bound flag (at 10 ms p99; it was raised beside the master and workers)."""
+    open-loop run started with the session: nothing busy of the serial pass runs beside its capped
+    step, whose scheduling lag decides the client-bound flag (at 10 ms p99; it was raised beside
+    the master and workers)."""
 
     def command(out: Path) -> list[str]:
         scenario = out / "openloop.toml"
@@ -55,7 +56,7 @@ def start_sweep() -> Background:
     return Background(command, cwd=ROOT, timeout=240)
 
 
-pytestmark = [pytest.mark.integration, pytest.mark.prestart.with_args(start_sweep, busy=2)]
+pytestmark = [pytest.mark.integration, pytest.mark.prestart.with_args(start_sweep, busy=1)]
 
 
 @pytest.fixture
