@@ -152,17 +152,16 @@ def test_server_metrics_and_timings_join_the_sweep(sweep: Path) -> None:
 
 
 def test_sweep_and_report_against_the_engine(sweep: Path) -> None:
-    run = sweep
-    rows = list(csv.DictReader(open(run / "summary.csv")))
+    rows = list(csv.DictReader(open(sweep / "summary.csv")))
     assert [int(r["users"]) for r in rows] == [1, 2]
     for row in rows:
         assert int(row["ok"]) > 0 and int(row["failed"]) == 0, row
         assert float(row["ttft_p50_s"]) > 0 and float(row["throughput_tps"]) > 0, row
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((sweep / "manifest.json").read_text())
     assert manifest["token_stamps"] == ("kernel" if sys.platform.startswith("linux") else "recv")
     # Bug: an OpenAI sweep sent model="tgi" and the report named the scenario's model. Now the
     # server's own id is sent and named (llama.cpp lists its model in /v1/models).
     served = manifest["server"]["models"][0]
     assert manifest["config"]["request"]["model_name"] == served == manifest["server"]["model_id"]
-    assert f"Model {served} on" in (run / "summary.md").read_text()
-    assert "Meta-Llama" not in (run / "summary.md").read_text()
+    assert f"Model {served} on" in (sweep / "summary.md").read_text()
+    assert "Meta-Llama" not in (sweep / "summary.md").read_text()
