@@ -7,11 +7,7 @@ and must come before ssl/urllib3 — which other test modules in this process ha
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from support.child import run_ok
 
 CHILD = r"""
 import os, types
@@ -68,6 +64,4 @@ print("OK")
 
 
 def test_options_derive_from_the_model_and_every_mode_reads_the_same_config():
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+    run_ok(CHILD)

@@ -7,11 +7,7 @@ must come before ssl/urllib3 — which other test modules in this process have i
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from support.child import run_ok
 
 CHILD = r"""
 from harness.load.locust.shapes import PlanShape
@@ -72,6 +68,4 @@ print("OK")
 
 
 def test_plan_is_built_per_test_after_its_config_is_resolved():
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+    run_ok(CHILD)

@@ -1,19 +1,14 @@
 """Locust's worker builds its argument parser once per process, not once per option of each spawn
 message (harness.load.locust.spawnargs).
 
-Runs in a child interpreter: importing locust gevent-patches the process (see
-test_locust_options.py)."""
+Runs in a child interpreter: importing locust gevent-patches the process (tests/support/child.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from support.child import run_ok
 
 pytestmark = pytest.mark.unit
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import inspect
@@ -43,5 +38,4 @@ print("OK")
 
 
 def test_defaults_are_computed_once_and_equal_locusts() -> None:
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+    run_ok(CHILD)

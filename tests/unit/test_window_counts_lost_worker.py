@@ -7,11 +7,7 @@ Runs in a child interpreter: harness.load.locust imports locust, which gevent-pa
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from support.child import run_ok
 
 CHILD = r"""
 from locust.runners import STATE_MISSING, STATE_RUNNING, MasterRunner, WorkerNode
@@ -51,6 +47,4 @@ print("OK")
 
 
 def test_a_lost_workers_open_requests_are_not_waited_for():
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+    run_ok(CHILD)
